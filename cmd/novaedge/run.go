@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/admin"
+	"github.com/novaedge/novaedge/host/proxy"
+)
+
+func newRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run -c PATH…",
+		Short: "Serve the resources in PATH (files or directories of YAML)",
+		Long: `Serve the resources in the given files or directories.
+
+SIGHUP reloads the resources: a bad change is refused with every problem
+logged, and the running configuration keeps serving. SIGTERM or SIGINT
+drain: listeners stop accepting, in-flight requests finish within
+--shutdown-grace, and the process exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			if len(s.Resources) == 0 {
+				return errors.New("no resources: give -c PATH (a file or directory of YAML), or try `novaedge demo`")
+			}
+			logger, err := newLogger(cmd.ErrOrStderr(), s.LogLevel, s.LogFormat)
+			if err != nil {
+				return err
+			}
+			load := func() (*configs.Snapshot, error) { return configs.Load(s.Resources...) }
+			return serve(cmd.Context(), s, logger, load)
+		},
+	}
+	addSettingsFlags(cmd)
+	return cmd
+}
+
+// serve runs the gateway until SIGTERM/SIGINT (or ctx ends), reloading on
+// SIGHUP.
+func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*configs.Snapshot, error)) error {
+	snap, err := load()
+	if err != nil {
+		logProblems(logger, "configuration rejected", err)
+		return exitError{}
+	}
+	gw := proxy.New(proxy.Options{Logger: logger})
+	adm := admin.New(gw, logger)
+	if err := adm.Start(s.Admin); err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	stopAdmin := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
+		defer cancel()
+		adm.Shutdown(sctx)
+	}
+	logNotices(logger, snap)
+	if err := gw.Apply(ctx, snap); err != nil {
+		stopAdmin()
+		gw.Shutdown(context.Background())
+		return err
+	}
+	adm.SetReady(true)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(ctx, gw, logger, load)
+				continue
+			}
+			logger.Info("draining", "signal", sig.String(), "grace", s.ShutdownGrace)
+		case <-ctx.Done():
+			logger.Info("draining", "reason", ctx.Err())
+		}
+		adm.SetReady(false)
+		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
+		err := gw.Shutdown(sctx)
+		cancel()
+		stopAdmin()
+		if err != nil {
+			logger.Warn("shutdown grace ended with requests in flight", "error", err)
+		}
+		logger.Info("stopped")
+		return nil
+	}
+}
+
+// reload loads the resources again and applies them if they changed. A bad
+// change leaves the running configuration serving.
+func reload(ctx context.Context, gw *proxy.Gateway, logger *slog.Logger, load func() (*configs.Snapshot, error)) {
+	snap, err := load()
+	if err != nil {
+		logProblems(logger, "reload rejected; the running configuration keeps serving", err)
+		return
+	}
+	if cur := gw.Snapshot(); cur != nil && cur.Hash == snap.Hash {
+		logger.Info("reload: configuration unchanged", "hash", snap.Hash)
+		return
+	}
+	logNotices(logger, snap)
+	if err := gw.Apply(ctx, snap); err != nil {
+		logger.Error("reload failed; the running configuration keeps serving", "error", err)
+	}
+}
+
+func logProblems(logger *slog.Logger, msg string, err error) {
+	var ps configs.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			logger.Error(msg, "problem", p.String())
+		}
+		return
+	}
+	logger.Error(msg, "error", err)
+}
+
+func logNotices(logger *slog.Logger, snap *configs.Snapshot) {
+	for _, n := range proxy.Inactive(snap) {
+		logger.Warn("not active yet", "resource", n.Kind+" "+n.Name, "field", n.Field, "detail", n.Message)
+	}
+}

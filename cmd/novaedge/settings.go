@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// settings are the bootstrap settings: where the admin API listens, where
+// resources, secrets and state live, and how to log. They come, in order of
+// precedence, from flags, NOVAEDGE_* environment variables (NOVAEDGE_ADMIN,
+// NOVAEDGE_LOG_LEVEL, …) and a settings file (--settings, YAML).
+type settings struct {
+	Admin         string        `mapstructure:"admin"`
+	Resources     []string      `mapstructure:"resources"`
+	SecretsDir    string        `mapstructure:"secrets-dir"`
+	StateDir      string        `mapstructure:"state-dir"`
+	LogLevel      string        `mapstructure:"log-level"`
+	LogFormat     string        `mapstructure:"log-format"`
+	ShutdownGrace time.Duration `mapstructure:"shutdown-grace"`
+}
+
+const defaultAdmin = "127.0.0.1:9901"
+
+// addSettingsFlags declares the bootstrap flags of a serving command.
+func addSettingsFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("settings", "", "settings file (YAML) with the keys below")
+	f.String("admin", defaultAdmin, "admin API address")
+	f.StringSliceP("resources", "c", nil, "resource files or directories (repeatable)")
+	f.String("secrets-dir", "/var/lib/novaedge/secrets", "directory of TLS secrets (<namespace>/<name>/tls.crt, tls.key)")
+	f.String("state-dir", "/var/lib/novaedge/state", "directory for caches that survive restarts")
+	f.String("log-level", "info", "log level: debug, info, warn, error")
+	f.String("log-format", "text", "log format: text or json")
+	f.Duration("shutdown-grace", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+}
+
+// loadSettings merges flags, environment and the settings file.
+func loadSettings(cmd *cobra.Command) (*settings, error) {
+	v := viper.New()
+	v.SetEnvPrefix("NOVAEDGE")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(cmd.Flags()); err != nil {
+		return nil, err
+	}
+	if file := v.GetString("settings"); file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("settings file %s: %w", file, err)
+		}
+	}
+	var s settings
+	if err := v.Unmarshal(&s); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	// A comma-separated NOVAEDGE_RESOURCES arrives as one string.
+	if len(s.Resources) == 1 && strings.Contains(s.Resources[0], ",") {
+		s.Resources = strings.Split(s.Resources[0], ",")
+	}
+	return &s, nil
+}
+
+// newLogger builds the process logger from the settings.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}

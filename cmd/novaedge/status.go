@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/novaedge/novaedge/host/proxy"
+)
+
+func newStatusCmd() *cobra.Command {
+	var adminAddr string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the running gateway's VIPs, gateways, routes, backends and policies",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := &http.Client{Timeout: 5 * time.Second}
+			resp, err := c.Get("http://" + adminAddr + "/status")
+			if err != nil {
+				return fmt.Errorf("cannot reach the admin API at %s (is novaedge running? --admin sets the address): %w", adminAddr, err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("admin API: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+			}
+			var st proxy.Status
+			if err := json.Unmarshal(body, &st); err != nil {
+				return fmt.Errorf("admin API: %w", err)
+			}
+			printStatus(cmd.OutOrStdout(), &st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&adminAddr, "admin", defaultAdmin, "admin API address")
+	return cmd
+}
+
+// printStatus prints the tables as `kubectl get` would.
+func printStatus(out io.Writer, st *proxy.Status) {
+	tw := tabwriter.NewWriter(out, 2, 4, 3, ' ', 0)
+	section := func(title, header string) {
+		fmt.Fprintf(tw, "\n%s\n%s\n", title, header)
+	}
+	fmt.Fprintf(tw, "CONFIG HASH\t%s\n", st.Hash)
+	if len(st.VIPs) > 0 {
+		section("VIPS", "NAME\tADDRESS\tMODE\tSTATE")
+		for _, v := range st.VIPs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.Address, v.Mode, v.State)
+		}
+	}
+	section("GATEWAYS", "NAMESPACE\tNAME\tVIP REF\tLISTENER\tPROTOCOL\tPORT\tADDRESS\tROUTES\tSTATE")
+	for _, g := range st.Gateways {
+		for _, l := range g.Listeners {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", g.Namespace, g.Name, dash(g.VIPRef), l.Name, l.Protocol, l.Port, dash(l.Address), l.Routes, l.State)
+		}
+	}
+	section("ROUTES", "NAMESPACE\tNAME\tHOSTNAMES\tRULES\tBACKENDS\tATTACHED")
+	for _, r := range st.Routes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", r.Namespace, r.Name, dash(strings.Join(r.Hostnames, ",")), r.Rules, dash(strings.Join(r.Backends, ",")), r.Attached)
+	}
+	section("BACKENDS", "NAMESPACE\tNAME\tLB POLICY\tHEALTHY\tENDPOINTS")
+	for _, b := range st.Backends {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", b.Namespace, b.Name, b.LBPolicy, b.Healthy, b.Total, endpointList(b))
+	}
+	section("POLICIES", "NAMESPACE\tNAME\tTYPE\tTARGET\tSTATE")
+	for _, p := range st.Policies {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, p.Type, p.Target, p.State)
+	}
+	tw.Flush()
+	if len(st.Inactive) > 0 {
+		fmt.Fprintf(out, "\nNOT ACTIVE YET\n")
+		for _, n := range st.Inactive {
+			fmt.Fprintf(out, "  %s\n", n.String())
+		}
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// endpointList shows each endpoint with its state.
+func endpointList(b proxy.BackendStatus) string {
+	if len(b.Detail.Endpoints) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(b.Detail.Endpoints))
+	for _, ep := range b.Detail.Endpoints {
+		state := "healthy"
+		switch {
+		case ep.Ejected:
+			state = "ejected"
+		case !ep.Healthy:
+			state = "unhealthy"
+		}
+		parts = append(parts, ep.Address+"("+state+")")
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,475 @@
+package configs
+
+// This file holds the typed form of the five resource kinds. Field names are
+// the YAML keys (the `json` tag is the key; the strict decoder reads it).
+// Every field of the reference use case has a typed home here.
+
+// APIVersion is the only accepted apiVersion.
+const APIVersion = "novaedge.io/v1alpha1"
+
+// Resource kinds.
+const (
+	KindVIP     = "ProxyVIP"
+	KindGateway = "ProxyGateway"
+	KindBackend = "ProxyBackend"
+	KindRoute   = "ProxyRoute"
+	KindPolicy  = "ProxyPolicy"
+)
+
+// DefaultNamespace is given to namespaced resources that name none.
+const DefaultNamespace = "default"
+
+// ObjectMeta is the metadata block of every resource.
+type ObjectMeta struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Source says where a resource was read from; it is not part of the YAML.
+type Source struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+}
+
+// ---------------------------------------------------------------- ProxyVIP
+
+// VIP is a ProxyVIP: a virtual address announced on the local network.
+type VIP struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+	Spec       VIPSpec    `json:"spec"`
+	Source     Source     `json:"-"`
+}
+
+// VIPSpec is the spec of a ProxyVIP.
+type VIPSpec struct {
+	// Address is an IP prefix, "10.200.0.50/32".
+	Address string `json:"address"`
+	// Mode is how the address is announced: L2ARP.
+	Mode string `json:"mode"`
+	// AddressFamily is ipv4 or ipv6 (defaulted from Address).
+	AddressFamily string `json:"addressFamily,omitempty"`
+	// Interface is the network interface to bind on (default: the one
+	// with the route to Address).
+	Interface    string           `json:"interface,omitempty"`
+	Ports        []int            `json:"ports,omitempty"`
+	HealthPolicy *VIPHealthPolicy `json:"healthPolicy,omitempty"`
+}
+
+// VIPHealthPolicy gates ownership of the VIP on health.
+type VIPHealthPolicy struct {
+	MinHealthyNodes int `json:"minHealthyNodes,omitempty"`
+}
+
+// ------------------------------------------------------------ ProxyGateway
+
+// Gateway is a ProxyGateway: listeners and edge settings.
+type Gateway struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   ObjectMeta  `json:"metadata"`
+	Spec       GatewaySpec `json:"spec"`
+	Source     Source      `json:"-"`
+}
+
+// GatewaySpec is the spec of a ProxyGateway.
+type GatewaySpec struct {
+	// VIPRef names a ProxyVIP (cluster scoped).
+	VIPRef         string          `json:"vipRef,omitempty"`
+	Listeners      []Listener      `json:"listeners"`
+	RedirectScheme *RedirectScheme `json:"redirectScheme,omitempty"`
+	Compression    *Compression    `json:"compression,omitempty"`
+	Cache          *Cache          `json:"cache,omitempty"`
+	Tracing        *Tracing        `json:"tracing,omitempty"`
+	AccessLog      *AccessLog      `json:"accessLog,omitempty"`
+	// TrustedProxies lists CIDRs whose X-Forwarded-* headers are believed.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// ClientLimits guard the listeners against slow or oversized clients.
+	ClientLimits *ClientLimits `json:"clientLimits,omitempty"`
+}
+
+// Listener is one port of a gateway.
+type Listener struct {
+	Name string `json:"name"`
+	// Address is the IP to bind (default 0.0.0.0 or the VIP's address).
+	Address  string `json:"address,omitempty"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"` // HTTP, HTTPS
+	// Hostnames the listener accepts: exact or "*.example.com"; empty = any.
+	Hostnames          []string     `json:"hostnames,omitempty"`
+	TLS                *ListenerTLS `json:"tls,omitempty"`
+	SSLRedirect        bool         `json:"sslRedirect,omitempty"`
+	MaxRequestBodySize *Size        `json:"maxRequestBodySize,omitempty"`
+}
+
+// ListenerTLS configures TLS termination on an HTTPS listener.
+type ListenerTLS struct {
+	SecretRef  *SecretRef `json:"secretRef,omitempty"`
+	MinVersion string     `json:"minVersion,omitempty"` // TLS1.2, TLS1.3
+}
+
+// SecretRef names a TLS secret: <secretsDir>/<namespace>/<name>/tls.{crt,key}.
+type SecretRef struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// RedirectScheme redirects plain HTTP requests to another scheme.
+type RedirectScheme struct {
+	Enabled    bool   `json:"enabled,omitempty"`
+	Scheme     string `json:"scheme,omitempty"`
+	Port       int    `json:"port,omitempty"`
+	StatusCode int    `json:"statusCode,omitempty"`
+}
+
+// Compression configures response compression.
+type Compression struct {
+	Enabled    bool     `json:"enabled,omitempty"`
+	MinSize    *Size    `json:"minSize,omitempty"`
+	Level      int      `json:"level,omitempty"`
+	Algorithms []string `json:"algorithms,omitempty"` // gzip, br, zstd
+}
+
+// Cache configures the response cache.
+type Cache struct {
+	Enabled      bool      `json:"enabled,omitempty"`
+	MaxSize      *Size     `json:"maxSize,omitempty"`
+	DefaultTTL   *Duration `json:"defaultTTL,omitempty"`
+	MaxTTL       *Duration `json:"maxTTL,omitempty"`
+	MaxEntrySize *Size     `json:"maxEntrySize,omitempty"`
+}
+
+// Tracing configures distributed tracing.
+type Tracing struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// SamplingRate is a percentage, 0–100.
+	SamplingRate *float64 `json:"samplingRate,omitempty"`
+	// Endpoint is the OTLP/HTTP collector URL.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// AccessLog configures the access log.
+type AccessLog struct {
+	Enabled      bool     `json:"enabled,omitempty"`
+	Format       string   `json:"format,omitempty"` // json, text
+	ExcludePaths []string `json:"excludePaths,omitempty"`
+	// SampleRate is a percentage, 0–100 (default 100).
+	SampleRate *float64 `json:"sampleRate,omitempty"`
+}
+
+// ClientLimits protects listeners from slow or oversized clients.
+type ClientLimits struct {
+	ReadHeaderTimeout *Duration `json:"readHeaderTimeout,omitempty"`
+	IdleTimeout       *Duration `json:"idleTimeout,omitempty"`
+	MaxHeaderBytes    *Size     `json:"maxHeaderBytes,omitempty"`
+}
+
+// ------------------------------------------------------------ ProxyBackend
+
+// Backend is a ProxyBackend: a set of endpoints and how to reach them.
+type Backend struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   ObjectMeta  `json:"metadata"`
+	Spec       BackendSpec `json:"spec"`
+	Source     Source      `json:"-"`
+}
+
+// BackendSpec is the spec of a ProxyBackend. Exactly one of ServiceRef and
+// Endpoints is set.
+type BackendSpec struct {
+	ServiceRef *ServiceRef `json:"serviceRef,omitempty"`
+	Endpoints  []Endpoint  `json:"endpoints,omitempty"`
+	// Protocol spoken to the endpoints: HTTP (HTTP/1.1) or H2C.
+	Protocol string `json:"protocol,omitempty"`
+	// LBPolicy: RoundRobin, LeastConn, P2C, Random, RingHash, Maglev.
+	LBPolicy       string          `json:"lbPolicy,omitempty"`
+	ConsistentHash *ConsistentHash `json:"consistentHash,omitempty"`
+	ConnectTimeout *Duration       `json:"connectTimeout,omitempty"`
+	HealthCheck    *HealthCheck    `json:"healthCheck,omitempty"`
+	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	ConnectionPool *ConnectionPool `json:"connectionPool,omitempty"`
+}
+
+// ServiceRef names a DNS service; every A/AAAA record is an endpoint.
+type ServiceRef struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	Port      int    `json:"port"`
+	// RefreshInterval is how often the name is re-resolved (default 30s).
+	RefreshInterval *Duration `json:"refreshInterval,omitempty"`
+}
+
+// Endpoint is one explicit endpoint of a backend.
+type Endpoint struct {
+	// Address is "host:port" (host an IP or a name).
+	Address string `json:"address"`
+	Weight  *int   `json:"weight,omitempty"`
+}
+
+// ConsistentHash says what RingHash and Maglev hash on. Exactly one is set.
+type ConsistentHash struct {
+	Header   string `json:"header,omitempty"`
+	Cookie   string `json:"cookie,omitempty"`
+	SourceIP bool   `json:"sourceIP,omitempty"`
+}
+
+// HealthCheck configures active HTTP health checking.
+type HealthCheck struct {
+	Interval           *Duration `json:"interval,omitempty"`
+	Timeout            *Duration `json:"timeout,omitempty"`
+	HealthyThreshold   int       `json:"healthyThreshold,omitempty"`
+	UnhealthyThreshold int       `json:"unhealthyThreshold,omitempty"`
+	HTTPPath           string    `json:"httpPath,omitempty"`
+	// ExpectedStatuses are the healthy status codes (default 200–399).
+	ExpectedStatuses []int `json:"expectedStatuses,omitempty"`
+}
+
+// CircuitBreaker configures concurrency limits and passive outlier
+// detection.
+type CircuitBreaker struct {
+	MaxConnections      int       `json:"maxConnections,omitempty"`
+	MaxPendingRequests  int       `json:"maxPendingRequests,omitempty"`
+	ConsecutiveFailures int       `json:"consecutiveFailures,omitempty"`
+	Interval            *Duration `json:"interval,omitempty"`
+	BaseEjectionTime    *Duration `json:"baseEjectionTime,omitempty"`
+	// MaxEjectionPercent caps ejected endpoints (default and ceiling 50).
+	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
+}
+
+// ConnectionPool tunes the backend's transport.
+type ConnectionPool struct {
+	MaxIdleConns        int       `json:"maxIdleConns,omitempty"`
+	MaxIdleConnsPerHost int       `json:"maxIdleConnsPerHost,omitempty"`
+	IdleConnTimeout     *Duration `json:"idleConnTimeout,omitempty"`
+}
+
+// -------------------------------------------------------------- ProxyRoute
+
+// Route is a ProxyRoute: rules that send matching requests to backends.
+type Route struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+	Spec       RouteSpec  `json:"spec"`
+	Source     Source     `json:"-"`
+}
+
+// RouteSpec is the spec of a ProxyRoute.
+type RouteSpec struct {
+	// ParentRefs names the gateways (and optionally listeners) the route
+	// attaches to; empty = every gateway in the route's namespace.
+	ParentRefs []ParentRef `json:"parentRefs,omitempty"`
+	Hostnames  []string    `json:"hostnames,omitempty"`
+	Rules      []RouteRule `json:"rules"`
+}
+
+// ParentRef names a ProxyGateway and optionally one of its listeners.
+type ParentRef struct {
+	Name        string `json:"name"`
+	Namespace   string `json:"namespace,omitempty"`
+	SectionName string `json:"sectionName,omitempty"`
+}
+
+// RouteRule is one rule of a route. A request matches the rule if it
+// matches any of Matches (or Matches is empty).
+type RouteRule struct {
+	Name            string          `json:"name,omitempty"`
+	Matches         []RouteMatch    `json:"matches,omitempty"`
+	BackendRefs     []BackendRef    `json:"backendRefs,omitempty"`
+	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
+	URLRewrite      *URLRewrite     `json:"urlRewrite,omitempty"`
+	Redirect        *Redirect       `json:"redirect,omitempty"`
+	Retry           *Retry          `json:"retry,omitempty"`
+	Limits          *Limits         `json:"limits,omitempty"`
+}
+
+// RouteMatch is one match: all of its parts must hold.
+type RouteMatch struct {
+	Path        *PathMatch   `json:"path,omitempty"`
+	Method      string       `json:"method,omitempty"`
+	Headers     []ValueMatch `json:"headers,omitempty"`
+	QueryParams []ValueMatch `json:"queryParams,omitempty"`
+}
+
+// PathMatch matches the request path.
+type PathMatch struct {
+	Type  string `json:"type,omitempty"` // Exact, PathPrefix, RegularExpression
+	Value string `json:"value"`
+}
+
+// ValueMatch matches a header or query parameter.
+type ValueMatch struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Type  string `json:"type,omitempty"` // Exact, RegularExpression
+}
+
+// BackendRef sends a share of a rule's traffic to a ProxyBackend.
+type BackendRef struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	Weight    *int   `json:"weight,omitempty"`
+}
+
+// HeaderModifier edits headers: set replaces, add appends, remove deletes.
+type HeaderModifier struct {
+	Set    []Header `json:"set,omitempty"`
+	Add    []Header `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// Header is a name and a value.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// URLRewrite rewrites the request before it goes upstream.
+type URLRewrite struct {
+	Hostname string       `json:"hostname,omitempty"`
+	Path     *PathRewrite `json:"path,omitempty"`
+}
+
+// PathRewrite replaces the matched prefix or the whole path.
+type PathRewrite struct {
+	Type  string `json:"type"` // ReplacePrefixMatch, ReplaceFullPath
+	Value string `json:"value"`
+}
+
+// Redirect answers the request with a redirect instead of proxying it.
+type Redirect struct {
+	Scheme     string       `json:"scheme,omitempty"`
+	Hostname   string       `json:"hostname,omitempty"`
+	Port       int          `json:"port,omitempty"`
+	Path       *PathRewrite `json:"path,omitempty"`
+	StatusCode int          `json:"statusCode,omitempty"` // 301, 302, 303, 307, 308
+}
+
+// Retry configures retries of failed upstream attempts.
+type Retry struct {
+	MaxRetries int `json:"maxRetries"`
+	// RetryOn: 5xx, gateway-error, connection-failure, reset.
+	RetryOn       []string  `json:"retryOn,omitempty"`
+	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
+	// BackoffBase and BackoffMax bound the jittered exponential backoff
+	// (defaults 25ms and 250ms).
+	BackoffBase *Duration `json:"backoffBase,omitempty"`
+	BackoffMax  *Duration `json:"backoffMax,omitempty"`
+	// Budget caps retries to a share of active requests.
+	Budget *RetryBudget `json:"budget,omitempty"`
+}
+
+// RetryBudget caps retries: at most Percent % of active requests may be
+// retries, but MinRetryConcurrency are always allowed.
+type RetryBudget struct {
+	Percent             *float64 `json:"percent,omitempty"`
+	MinRetryConcurrency *int     `json:"minRetryConcurrency,omitempty"`
+}
+
+// Limits bounds a rule's requests.
+type Limits struct {
+	RequestTimeout     *Duration `json:"requestTimeout,omitempty"`
+	MaxRequestBodySize *Size     `json:"maxRequestBodySize,omitempty"`
+}
+
+// ------------------------------------------------------------- ProxyPolicy
+
+// Policy is a ProxyPolicy attached to a gateway or route.
+type Policy struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+	Spec       PolicySpec `json:"spec"`
+	Source     Source     `json:"-"`
+}
+
+// Policy types.
+const (
+	PolicyRateLimit       = "RateLimit"
+	PolicyJWT             = "JWT"
+	PolicyCORS            = "CORS"
+	PolicySecurityHeaders = "SecurityHeaders"
+	PolicyWasm            = "Wasm"
+)
+
+// PolicySpec is the spec of a ProxyPolicy: its type and the one block that
+// the type names.
+type PolicySpec struct {
+	Type      string    `json:"type"`
+	TargetRef TargetRef `json:"targetRef"`
+	// FailurePolicy: FailClosed (default) or FailOpen.
+	FailurePolicy   string           `json:"failurePolicy,omitempty"`
+	RateLimit       *RateLimit       `json:"rateLimit,omitempty"`
+	JWT             *JWT             `json:"jwt,omitempty"`
+	CORS            *CORS            `json:"cors,omitempty"`
+	SecurityHeaders *SecurityHeaders `json:"securityHeaders,omitempty"`
+	Wasm            *Wasm            `json:"wasm,omitempty"`
+}
+
+// TargetRef names the ProxyGateway or ProxyRoute a policy applies to.
+type TargetRef struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// RateLimit is a token-bucket rate limit.
+type RateLimit struct {
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	Burst             int     `json:"burst,omitempty"`
+	// Key: header:NAME, ip, claim:NAME, route, global.
+	Key string `json:"key,omitempty"`
+}
+
+// JWT validates bearer tokens.
+type JWT struct {
+	Issuer            string   `json:"issuer,omitempty"`
+	Audience          []string `json:"audience,omitempty"`
+	JWKSURI           string   `json:"jwksUri,omitempty"`
+	HeaderName        string   `json:"headerName,omitempty"`
+	HeaderPrefix      string   `json:"headerPrefix,omitempty"`
+	AllowedAlgorithms []string `json:"allowedAlgorithms,omitempty"`
+}
+
+// CORS answers preflights and decorates responses for browsers.
+type CORS struct {
+	AllowOrigins     []string  `json:"allowOrigins,omitempty"`
+	AllowMethods     []string  `json:"allowMethods,omitempty"`
+	AllowHeaders     []string  `json:"allowHeaders,omitempty"`
+	ExposeHeaders    []string  `json:"exposeHeaders,omitempty"`
+	MaxAge           *Duration `json:"maxAge,omitempty"`
+	AllowCredentials bool      `json:"allowCredentials,omitempty"`
+}
+
+// SecurityHeaders adds security response headers.
+type SecurityHeaders struct {
+	HSTS                  *HSTS  `json:"hsts,omitempty"`
+	XFrameOptions         string `json:"xFrameOptions,omitempty"`
+	XContentTypeOptions   bool   `json:"xContentTypeOptions,omitempty"`
+	ReferrerPolicy        string `json:"referrerPolicy,omitempty"`
+	ContentSecurityPolicy string `json:"contentSecurityPolicy,omitempty"`
+	PermissionsPolicy     string `json:"permissionsPolicy,omitempty"`
+}
+
+// HSTS is the Strict-Transport-Security header.
+type HSTS struct {
+	Enabled           bool  `json:"enabled,omitempty"`
+	MaxAge            int64 `json:"maxAge,omitempty"` // seconds
+	IncludeSubDomains bool  `json:"includeSubDomains,omitempty"`
+	Preload           bool  `json:"preload,omitempty"`
+}
+
+// Wasm runs a user's proxy-wasm module.
+type Wasm struct {
+	Module string `json:"module"`
+	SHA256 string `json:"sha256,omitempty"`
+	RootID string `json:"rootId,omitempty"`
+	VMID   string `json:"vmId,omitempty"`
+	// Config is passed to the plugin as its configuration (JSON).
+	Config any `json:"config,omitempty"`
+}

@@ -1,0 +1,436 @@
+// Package proxy is NovaEdge's data plane: listeners, the router, and the
+// request path from a client to a backend and back.
+//
+// A Gateway serves one generation (a state) built from a configs.Snapshot
+// at a time. Apply builds the next generation completely, binds any new
+// listeners, swaps one pointer, and retires the old generation, which
+// closes its backends once the requests it was serving have finished.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/upstream"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	Logger *slog.Logger
+	// Resolver resolves backends' serviceRefs (default: the system's).
+	Resolver upstream.Resolver
+}
+
+// Gateway owns the listeners and the current generation of routing state.
+type Gateway struct {
+	log  *slog.Logger
+	opts Options
+
+	cur atomic.Pointer[state]
+
+	mu      sync.Mutex // serializes Apply and Shutdown
+	servers map[string]*server
+	closed  bool
+
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{} // hijacked (upgraded) connections
+}
+
+// New returns a Gateway that serves nothing until Apply.
+func New(opts Options) *Gateway {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Gateway{
+		log:     opts.Logger,
+		opts:    opts,
+		servers: map[string]*server{},
+		conns:   map[net.Conn]struct{}{},
+	}
+}
+
+// server is one bound address and its http.Server.
+type server struct {
+	key  string
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+}
+
+// state is one generation: everything a request needs, built from one
+// snapshot and never modified once it serves.
+type state struct {
+	g        *Gateway
+	snap     *configs.Snapshot
+	ports    map[string]*portRouter
+	backends map[string]*upstream.Backend
+	order    []string // backend keys, sorted
+
+	// refs counts the requests using this state, plus one for being
+	// current. When it reaches zero the state closes its backends.
+	refs    atomic.Int64
+	drained chan struct{}
+}
+
+// portRouter routes the requests of one bound address.
+type portRouter struct {
+	key    string
+	hosts  *hostRouter
+	limits configs.ClientLimits
+}
+
+// acquire returns the current state with a reference taken, or nil after
+// Shutdown.
+func (g *Gateway) acquire() *state {
+	for {
+		st := g.cur.Load()
+		if st == nil {
+			return nil
+		}
+		for {
+			n := st.refs.Load()
+			if n <= 0 {
+				break // retired: load the new one
+			}
+			if st.refs.CompareAndSwap(n, n+1) {
+				return st
+			}
+		}
+		if g.cur.Load() == st {
+			return nil // retired and not replaced: shutting down
+		}
+	}
+}
+
+func (st *state) release() {
+	if st.refs.Add(-1) == 0 {
+		st.close()
+	}
+}
+
+func (st *state) close() {
+	for _, k := range st.order {
+		st.backends[k].Close()
+	}
+	close(st.drained)
+}
+
+// Snapshot returns the snapshot being served, or nil.
+func (g *Gateway) Snapshot() *configs.Snapshot {
+	if st := g.cur.Load(); st != nil {
+		return st.snap
+	}
+	return nil
+}
+
+// Apply builds a generation from snap and makes it current. On error the
+// running generation is untouched.
+func (g *Gateway) Apply(ctx context.Context, snap *configs.Snapshot) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway is shut down")
+	}
+	st, err := g.build(ctx, snap)
+	if err != nil {
+		return err
+	}
+	// Bind what is new before anything changes, so a port in use fails
+	// the whole change.
+	var started []*server
+	for key, pr := range st.ports {
+		if _, ok := g.servers[key]; ok {
+			continue
+		}
+		s, err := g.listen(key, pr)
+		if err != nil {
+			for _, s := range started {
+				s.srv.Close()
+				<-s.done
+				delete(g.servers, s.key)
+			}
+			st.close()
+			return err
+		}
+		started = append(started, s)
+		g.servers[key] = s
+	}
+	old := g.cur.Swap(st)
+	for key, s := range g.servers {
+		if _, ok := st.ports[key]; !ok {
+			delete(g.servers, key)
+			go func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				s.srv.Shutdown(sctx)
+			}()
+		}
+	}
+	for _, s := range started {
+		go g.serve(s)
+	}
+	if old != nil {
+		old.release()
+	}
+	g.log.Info("configuration applied", "hash", snap.Hash, "listeners", len(st.ports), "backends", len(st.backends))
+	return nil
+}
+
+func (g *Gateway) listen(key string, pr *portRouter) (*server, error) {
+	ln, err := net.Listen("tcp", key)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", key, err)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:           &portHandler{g: g, key: key},
+		ReadHeaderTimeout: pr.limits.ReadHeaderTimeout.D(10 * time.Second),
+		IdleTimeout:       pr.limits.IdleTimeout.D(120 * time.Second),
+		MaxHeaderBytes:    int(pr.limits.MaxHeaderBytes.B(64 << 10)),
+		Protocols:         &protos,
+		ErrorLog:          log.New(slogWriter{g.log}, "", 0),
+	}
+	return &server{key: key, ln: ln, srv: srv, done: make(chan struct{})}, nil
+}
+
+func (g *Gateway) serve(s *server) {
+	defer close(s.done)
+	g.log.Info("listening", "address", s.ln.Addr().String())
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		g.log.Error("listener failed", "address", s.key, "error", err)
+	}
+}
+
+// Addrs returns the bound addresses by configured key (useful when a
+// listener asked for port 0 in tests).
+func (g *Gateway) Addrs() map[string]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := make(map[string]string, len(g.servers))
+	for k, s := range g.servers {
+		m[k] = s.ln.Addr().String()
+	}
+	return m
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish
+// until ctx is done, then closes what remains: connections, upgraded
+// streams, backends.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	servers := g.servers
+	g.servers = map[string]*server{}
+	g.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.srv.Shutdown(ctx)
+			if err != nil {
+				s.srv.Close()
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// Upgraded connections are invisible to http.Server.Shutdown.
+	g.connMu.Lock()
+	for c := range g.conns {
+		c.Close()
+	}
+	g.connMu.Unlock()
+	if st := g.cur.Swap(nil); st != nil {
+		st.release()
+		select {
+		case <-st.drained:
+		case <-ctx.Done():
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+		}
+	}
+	for _, s := range servers {
+		<-s.done
+	}
+	return firstErr
+}
+
+func (g *Gateway) trackConn(c net.Conn) (untrack func()) {
+	g.connMu.Lock()
+	g.conns[c] = struct{}{}
+	g.connMu.Unlock()
+	return func() {
+		g.connMu.Lock()
+		delete(g.conns, c)
+		g.connMu.Unlock()
+	}
+}
+
+// bindKey is the address a listener binds.
+func bindKey(l *configs.Listener) string {
+	return net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
+}
+
+// build makes a generation from a snapshot: it starts the backends and
+// compiles the routing tables. Nothing is bound or swapped here.
+func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state, err error) {
+	st = &state{
+		g:        g,
+		snap:     snap,
+		ports:    map[string]*portRouter{},
+		backends: map[string]*upstream.Backend{},
+		drained:  make(chan struct{}),
+	}
+	st.refs.Store(1)
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	for _, b := range snap.Backends {
+		key := b.Metadata.Namespace + "/" + b.Metadata.Name
+		be, err := upstream.New(key, &b.Spec, upstream.Options{Resolver: g.opts.Resolver, Logger: g.log})
+		if err != nil {
+			return st, fmt.Errorf("backend %s: %w", key, err)
+		}
+		st.backends[key] = be
+		st.order = append(st.order, key)
+		if err := be.Start(ctx); err != nil {
+			return st, fmt.Errorf("backend %s: %w", key, err)
+		}
+	}
+	rules := map[*configs.Route][]*rule{}
+	for _, rt := range snap.Routes {
+		rs, err := compileRules(rt, st.backends)
+		if err != nil {
+			return st, err
+		}
+		rules[rt] = rs
+	}
+
+	byPort := map[string][]*listenerRoutes{}
+	limits := map[string]configs.ClientLimits{}
+	for _, gw := range snap.Gateways {
+		for i := range gw.Spec.Listeners {
+			l := &gw.Spec.Listeners[i]
+			if !listenerActive(l) {
+				continue
+			}
+			lr := &listenerRoutes{listener: l, gateway: gw}
+			for _, rt := range snap.Routes {
+				if !attaches(rt, gw, l) {
+					continue
+				}
+				hosts := effectiveHosts(l.Hostnames, rt.Spec.Hostnames)
+				if len(hosts) == 0 {
+					continue
+				}
+				lr.routes = append(lr.routes, attachedRoute{route: rt, rules: rules[rt], hosts: hosts})
+			}
+			key := bindKey(l)
+			byPort[key] = append(byPort[key], lr)
+			if _, ok := limits[key]; !ok && gw.Spec.ClientLimits != nil {
+				limits[key] = *gw.Spec.ClientLimits
+			}
+		}
+	}
+	for key, ls := range byPort {
+		st.ports[key] = &portRouter{key: key, hosts: buildHostRouter(ls), limits: limits[key]}
+	}
+	return st, nil
+}
+
+// listenerActive reports whether this build serves the listener; HTTPS
+// listeners arrive with TLS support and are reported by Inactive.
+func listenerActive(l *configs.Listener) bool { return l.Protocol == "HTTP" }
+
+// attaches reports whether a route attaches to a gateway's listener:
+// through a parentRef naming the gateway (and the listener, if it names
+// one), or, for a route with no parentRefs, by living in the gateway's
+// namespace.
+func attaches(rt *configs.Route, gw *configs.Gateway, l *configs.Listener) bool {
+	if len(rt.Spec.ParentRefs) == 0 {
+		return rt.Metadata.Namespace == gw.Metadata.Namespace
+	}
+	for _, pr := range rt.Spec.ParentRefs {
+		ns := pr.Namespace
+		if ns == "" {
+			ns = rt.Metadata.Namespace
+		}
+		if pr.Name == gw.Metadata.Name && ns == gw.Metadata.Namespace && (pr.SectionName == "" || pr.SectionName == l.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// effectiveHosts intersects a listener's hostnames with a route's, as the
+// Gateway API does: the more specific of each matching pair survives. An
+// empty list on either side accepts everything of the other; [""] stands
+// for "any host".
+func effectiveHosts(listener, route []string) []string {
+	switch {
+	case len(listener) == 0 && len(route) == 0:
+		return []string{""}
+	case len(route) == 0:
+		return append([]string(nil), listener...)
+	case len(listener) == 0:
+		return append([]string(nil), route...)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, rh := range route {
+		for _, lh := range listener {
+			h := ""
+			switch {
+			case hostMatches(lh, rh) || lh == rh:
+				h = rh
+			case hostMatches(rh, lh):
+				h = lh
+			default:
+				continue
+			}
+			if !seen[h] {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// slogWriter sends net/http's server log lines to slog at debug level
+// (they are client-side noise: bad handshakes, broken connections).
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("http server", "message", string(p))
+	return len(p), nil
+}

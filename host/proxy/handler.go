@@ -1,0 +1,218 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/novaedge/novaedge/configs"
+)
+
+// portHandler serves one bound address. It reads the current generation
+// once per request; the request sees that generation from start to end.
+type portHandler struct {
+	g   *Gateway
+	key string // bind address
+}
+
+func (p *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := p.g.acquire()
+	if st == nil {
+		writeError(w, http.StatusServiceUnavailable, "gateway is shutting down", requestID(r))
+		return
+	}
+	defer st.release()
+	pr := st.ports[p.key]
+	if pr == nil {
+		writeError(w, http.StatusNotFound, "no listener", requestID(r))
+		return
+	}
+	st.serve(w, r, pr)
+}
+
+// requestID returns the client's X-Request-ID if it is acceptable, or a
+// new one, and records it on the request headers.
+func requestID(r *http.Request) string {
+	if vs := r.Header["X-Request-Id"]; len(vs) == 1 && validRequestID(vs[0]) {
+		return vs[0]
+	}
+	id := newRequestID()
+	r.Header["X-Request-Id"] = []string{id}
+	return id
+}
+
+// cleanPath resolves dot segments and repeated slashes so that routing,
+// policies and the backend all see one spelling of a path (no
+// "/api/v1/users/../admin" around a route's policies). It allocates only
+// when the path needs cleaning.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
+	id := requestID(r)
+	w.Header()["X-Request-Id"] = []string{id}
+
+	if r.URL.Path != "" && r.URL.Path[0] != '/' || r.Method == http.MethodConnect {
+		writeError(w, http.StatusBadRequest, "bad request target", id)
+		return
+	}
+	if p := cleanPath(r.URL.Path); p != r.URL.Path {
+		r.URL.Path = p
+		r.URL.RawPath = ""
+	}
+
+	table := pr.hosts.lookup(normalizeHost(r.Host))
+	if table == nil {
+		writeError(w, http.StatusNotFound, "no listener for host", id)
+		return
+	}
+	m := table.best(r, r.URL.Path)
+	if m == nil {
+		writeError(w, http.StatusNotFound, "no route", id)
+		return
+	}
+	rl := m.rule
+
+	if rd := rl.redirect; rd != nil {
+		st.redirect(w, r, rd, m, pr)
+		return
+	}
+
+	// Body limits: the listener's and the rule's, whichever is smaller.
+	limit := table.maxBody
+	if rl.maxBody > 0 && (limit == 0 || rl.maxBody < limit) {
+		limit = rl.maxBody
+	}
+	if limit > 0 {
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large", id)
+			return
+		}
+		if r.ContentLength < 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		}
+	}
+
+	if len(rl.backends) == 0 {
+		writeError(w, http.StatusInternalServerError, "route has no backend", id)
+		return
+	}
+
+	peer := peerAddr(r.RemoteAddr)
+	trusted := table.trusted.contains(peer)
+	client := peer
+	if trusted {
+		client = table.trusted.clientAddr(peer, r.Header["X-Forwarded-For"])
+	}
+
+	ctx := r.Context()
+	if rl.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rl.timeout)
+		defer cancel()
+	}
+	st.forward(w, r, ctx, &forwardReq{
+		id:      id,
+		rule:    rl,
+		match:   m,
+		peer:    peer,
+		client:  client,
+		trusted: trusted,
+	})
+}
+
+// redirect answers a rule whose action is a redirect.
+func (st *state) redirect(w http.ResponseWriter, r *http.Request, rd *configs.Redirect, m *matchEntry, pr *portRouter) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if rd.Scheme != "" {
+		scheme = rd.Scheme
+	}
+	host := r.Host
+	port := ""
+	if h, p, ok := splitHostPort(host); ok {
+		host, port = h, p
+	}
+	if rd.Hostname != "" {
+		host = rd.Hostname
+	}
+	switch {
+	case rd.Port != 0:
+		port = strconv.Itoa(rd.Port)
+	case rd.Scheme != "":
+		port = "" // a new scheme implies its default port
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	p := r.URL.Path
+	if rp := rd.Path; rp != nil {
+		p = rewritePath(p, rp.Type, rp.Value, m)
+	}
+	u := scheme + "://" + host
+	if port != "" {
+		u += ":" + port
+	}
+	u += p
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	code := rd.StatusCode
+	if code == 0 {
+		code = http.StatusFound
+	}
+	w.Header()["Location"] = []string{u}
+	w.Header()["Content-Length"] = []string{"0"}
+	w.WriteHeader(code)
+}
+
+// rewritePath applies a ReplacePrefixMatch or ReplaceFullPath rewrite.
+func rewritePath(p, typ, value string, m *matchEntry) string {
+	if typ == "ReplaceFullPath" {
+		return value
+	}
+	// ReplacePrefixMatch: only PathPrefix matches are allowed with it.
+	rest := p[len(m.value):]
+	if m.value == "" {
+		rest = strings.TrimPrefix(p, "/")
+		if rest != "" {
+			rest = "/" + rest
+		}
+	}
+	v := strings.TrimSuffix(value, "/")
+	switch {
+	case v == "" && rest == "":
+		return "/"
+	case v == "":
+		return rest
+	default:
+		return v + rest
+	}
+}
+
+// splitHostPort splits "host:port", tolerating IPv6 brackets.
+func splitHostPort(hp string) (host, port string, ok bool) {
+	i := strings.LastIndexByte(hp, ':')
+	if i < 0 || strings.Contains(hp[i:], "]") {
+		return hp, "", false
+	}
+	return hp[:i], hp[i+1:], true
+}
