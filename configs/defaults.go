@@ -139,7 +139,9 @@ func defaultBackend(s *BackendSpec, namespace string) {
 	setDefault(&s.Protocol, defaultBackendProtocol)
 	defaultDuration(&s.ConnectTimeout, defaultConnectTimeout)
 	if r := s.ServiceRef; r != nil {
-		setDefault(&r.Namespace, namespace)
+		// No namespace default: an unqualified name is resolved as written,
+		// through the resolver's search path (in a pod, its own namespace);
+		// a namespace qualifies it as "name.namespace".
 		defaultDuration(&r.RefreshInterval, defaultRefreshInterval)
 	}
 	for i := range s.Endpoints {
@@ -161,6 +163,11 @@ func defaultBackend(s *BackendSpec, namespace string) {
 		defaultDuration(&c.Interval, defaultBreakerInterval)
 		defaultDuration(&c.BaseEjectionTime, defaultBaseEjectionTime)
 		setDefault(&c.MaxEjectionPercent, defaultMaxEjectionPct)
+		// A connection limit without a queue limit would let waiting
+		// requests pile up without bound; Envoy's default queue is 1024.
+		if c.MaxConnections > 0 {
+			setDefault(&c.MaxPendingRequests, 1024)
+		}
 	}
 	if s.ConnectionPool == nil {
 		s.ConnectionPool = &ConnectionPool{}

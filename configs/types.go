@@ -229,7 +229,9 @@ type HealthCheck struct {
 }
 
 // CircuitBreaker configures concurrency limits and passive outlier
-// detection.
+// detection. MaxConnections caps the requests in flight to the backend;
+// up to MaxPendingRequests more wait for a place (default 1024 when
+// MaxConnections is set), and any beyond are answered 503 at once.
 type CircuitBreaker struct {
 	MaxConnections      int       `json:"maxConnections,omitempty"`
 	MaxPendingRequests  int       `json:"maxPendingRequests,omitempty"`

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,32 @@ func TestDecodeUnits(t *testing.T) {
 				t.Errorf("idleTimeout = %v, want %v", got, tc.idle)
 			}
 		})
+	}
+}
+
+func TestUnitsJSONRoundTrip(t *testing.T) {
+	type pair struct {
+		D Duration `json:"d"`
+		S Size     `json:"s"`
+	}
+	in := pair{D: Duration{90 * time.Second}, S: Size{1 << 20}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"d":"1m30s","s":1048576}` {
+		t.Errorf("marshal: %s", b)
+	}
+	var out pair
+	if err := json.Unmarshal(b, &out); err != nil || out != in {
+		t.Errorf("round trip: %+v %v", out, err)
+	}
+	if err := json.Unmarshal([]byte(`{"s":"256Mi"}`), &out); err != nil || out.S.Bytes != 256<<20 {
+		t.Errorf("size string: %+v %v", out, err)
+	}
+	for _, bad := range []string{`{"d":"10"}`, `{"d":5}`, `{"s":-1}`, `{"s":"1Mb"}`} {
+		if err := json.Unmarshal([]byte(bad), &out); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }

@@ -221,7 +221,9 @@ func validateBackend(o *object, s *BackendSpec) {
 		if o.required("spec.serviceRef.name", r.Name, "a DNS name") && !isDNSName(strings.TrimSuffix(r.Name, ".")) {
 			o.errorf("spec.serviceRef.name", "invalid service name %q: want a lowercase DNS name such as users-svc", clip(r.Name))
 		}
-		o.refNamespace("spec.serviceRef.namespace", r.Namespace)
+		if r.Namespace != "" {
+			o.refNamespace("spec.serviceRef.namespace", r.Namespace)
+		}
 		o.port("spec.serviceRef.port", r.Port, true)
 		o.positive("spec.serviceRef.refreshInterval", r.RefreshInterval)
 	}

@@ -5,14 +5,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// TestMain lets a test run this test binary as the real novaedge command
+// (NOVAEDGE_TEST_AS_MAIN=1), to test signals on a real process.
+func TestMain(m *testing.M) {
+	if os.Getenv("NOVAEDGE_TEST_AS_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // runCmd runs the CLI in-process and returns its output.
 func runCmd(ctx context.Context, args ...string) (string, error) {
@@ -96,22 +109,11 @@ func TestRunWithoutResources(t *testing.T) {
 	}
 }
 
-// TestRunStatusDrain serves a configuration through `novaedge run`, reads
-// it with `novaedge status`, and stops it as SIGTERM would.
-func TestRunStatusDrain(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "ok")
-	})}
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(bl)
-	defer backend.Close()
-
-	listen := freeAddr(t)
+// writeResources writes a gateway on listen, routing everything to the
+// backend at backendAddr, and returns the directory.
+func writeResources(t *testing.T, listen, backendAddr string) string {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(listen)
-	admin := freeAddr(t)
 	dir := t.TempDir()
 	res := fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
 kind: ProxyGateway
@@ -130,10 +132,118 @@ kind: ProxyRoute
 metadata: {name: all, namespace: demo}
 spec:
   rules: [{backendRefs: [{name: be}]}]
-`, port, bl.Addr().String())
+`, port, backendAddr)
 	if err := os.WriteFile(filepath.Join(dir, "res.yaml"), []byte(res), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// waitReady polls the admin API's /readyz.
+func waitReady(t *testing.T, admin string) bool {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestSIGTERMDrains runs novaedge as a real process with a settings file,
+// sends SIGTERM while a request is in flight, and expects the request to
+// finish and the process to exit 0.
+func TestSIGTERMDrains(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		time.Sleep(500 * time.Millisecond)
+		fmt.Fprint(w, "finished")
+	})}
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bl)
+	defer backend.Close()
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	dir := writeResources(t, listen, bl.Addr().String())
+	settings := filepath.Join(t.TempDir(), "novaedge.yaml")
+	os.WriteFile(settings, []byte(fmt.Sprintf("admin: %q\nresources: [%q]\nlog-format: json\nshutdown-grace: 10s\n", admin, dir)), 0o644)
+
+	var logs bytes.Buffer
+	cmd := exec.Command(os.Args[0], "run", "--settings", settings)
+	cmd.Env = append(os.Environ(), "NOVAEDGE_TEST_AS_MAIN=1")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	if !waitReady(t, admin) {
+		t.Fatalf("not ready; logs:\n%s", logs.String())
+	}
+	type result struct {
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + listen + "/")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		done <- result{string(b), err}
+	}()
+	<-entered
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.body != "finished" {
+		t.Errorf("in-flight request: %q %v", r.body, r.err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v; logs:\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not exit after SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"msg":"draining"`) {
+		t.Errorf("logs are not JSON with a drain line:\n%s", logs.String())
+	}
+}
+
+// TestRunStatusDrain serves a configuration through `novaedge run`, reads
+// it with `novaedge status`, and stops it as SIGTERM would.
+func TestRunStatusDrain(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	})}
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bl)
+	defer backend.Close()
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	dir := writeResources(t, listen, bl.Addr().String())
 	// Settings through the environment.
 	t.Setenv("NOVAEDGE_ADMIN", admin)
 	t.Setenv("NOVAEDGE_RESOURCES", dir)
@@ -143,18 +253,7 @@ spec:
 		_, err := runCmd(ctx, "run", "--shutdown-grace", "5s")
 		done <- err
 	}()
-	ready := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				ready = true
-				break
-			}
-		}
-	}
-	if !ready {
+	if !waitReady(t, admin) {
 		cancel()
 		t.Fatalf("not ready: %v", <-done)
 	}

@@ -5,6 +5,7 @@
 //	GET /readyz   200 once a configuration serves and until shutdown begins, else 503
 //	GET /config   the effective (normalized) configuration as JSON; ETag is its hash
 //	GET /status   gateways, routes, backends, policies and what is not active yet
+//	GET /debug/pprof/…  Go's profiler (the admin API listens on loopback by default)
 package admin
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +43,11 @@ func New(gw *proxy.Gateway, logger *slog.Logger) *Server {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /config", s.config)
 	mux.HandleFunc("GET /status", s.status)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }

@@ -214,10 +214,14 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 // outlier detection learn from it.
 func (o outcome) result() upstream.Result {
 	switch o {
-	case outcomeOK, outcomeBodyTooLarge, outcomeClientGone:
+	case outcomeOK:
 		return upstream.Success
-	case outcome5xx, outcomeTimeout:
+	case outcomeBodyTooLarge, outcomeClientGone:
+		return upstream.Canceled // the client's doing, not the endpoint's
+	case outcome5xx:
 		return upstream.Failure
+	case outcomeTimeout:
+		return upstream.Timeout
 	case outcomeConnect:
 		return upstream.ConnectFailure
 	default:

@@ -116,10 +116,10 @@ func (b *Backend) eject(ep *Endpoint, now time.Time) {
 			ejected++
 		}
 	}
-	if (ejected+1)*100 > o.maxPercent*len(b.eps) {
+	if total := len(b.eps); (ejected+1)*100 > o.maxPercent*total {
 		b.mu.Unlock()
 		b.log.Debug("endpoint not ejected: too many ejected", "endpoint", ep.addr,
-			"ejected", ejected, "endpoints", len(b.eps), "maxEjectionPercent", o.maxPercent)
+			"ejected", ejected, "endpoints", total, "maxEjectionPercent", o.maxPercent)
 		return
 	}
 	ep.ejections = o.decayed(ep.ejections, ep.lastUnejected, now) + 1
