@@ -639,8 +639,11 @@ func TestWebSocketUpgrade(t *testing.T) {
 			brw.Flush()
 		}
 	})
+	// The route's request timeout bounds the handshake, not the life of
+	// the upgraded connection.
 	_, base := startGateway(t, gatewayYAML(freePort(t), "")+backendYAML("b", be.addr())+route(`
     - backendRefs: [{name: b}]
+      limits: {requestTimeout: 300ms}
 `))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
@@ -657,7 +660,10 @@ func TestWebSocketUpgrade(t *testing.T) {
 	if resp.StatusCode != 101 || resp.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("status %d headers %v", resp.StatusCode, resp.Header)
 	}
-	for _, msg := range []string{"hello\n", "again\n"} {
+	for i, msg := range []string{"hello\n", "again\n"} {
+		if i == 1 {
+			time.Sleep(500 * time.Millisecond)
+		}
 		io.WriteString(conn, msg)
 		got, err := br.ReadString('\n')
 		if err != nil || got != strings.ToUpper(msg) {
