@@ -94,7 +94,7 @@ type GatewaySpec struct {
 // Listener is one port of a gateway.
 type Listener struct {
 	Name string `json:"name"`
-	// Address is the IP to bind (default 0.0.0.0 or the VIP's address).
+	// Address is the IP to bind; empty means every interface.
 	Address  string `json:"address,omitempty"`
 	Port     int    `json:"port"`
 	Protocol string `json:"protocol"` // HTTP, HTTPS

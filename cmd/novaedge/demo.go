@@ -54,8 +54,8 @@ Try, in another terminal:
   curl -si localhost:8080/api/v1/usersX                       # → 404: prefixes match whole segments
   head -c 2000000 /dev/zero | curl -si --data-binary @- localhost:8080/api/v1/users   # → 413 (1Mi limit)
   curl -N localhost:8080/api/v1/users/sse?n=5                 # → server-sent events, streamed
-  curl -s %[1]s/status | head -40                        # admin API: status (also /config, /healthz, /readyz)
-  go run ./cmd/novaedge status                                # the same as tables
+  go run ./cmd/novaedge status                                # the running gateway, as tables
+  curl -s %[1]s/status                                  # the admin API (also /config, /healthz, /readyz)
 
 Walk-through: examples/api-gateway/README.md. Ctrl-C stops everything.
 

@@ -109,6 +109,20 @@ func TestRunWithoutResources(t *testing.T) {
 	}
 }
 
+// startBackend serves h on 127.0.0.1 until the test ends and returns its
+// address.
+func startBackend(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	srv := &http.Server{Handler: h}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
 // writeResources writes a gateway on listen, routing everything to the
 // backend at backendAddr, and returns the directory.
 func writeResources(t *testing.T, listen, backendAddr string) string {
@@ -159,20 +173,13 @@ func waitReady(t *testing.T, admin string) bool {
 // finish and the process to exit 0.
 func TestSIGTERMDrains(t *testing.T) {
 	entered := make(chan struct{}, 1)
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		time.Sleep(500 * time.Millisecond)
 		fmt.Fprint(w, "finished")
-	})}
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(bl)
-	defer backend.Close()
-
+	})
 	listen, admin := freeAddr(t), freeAddr(t)
-	dir := writeResources(t, listen, bl.Addr().String())
+	dir := writeResources(t, listen, backend)
 	settings := filepath.Join(t.TempDir(), "novaedge.yaml")
 	os.WriteFile(settings, []byte(fmt.Sprintf("admin: %q\nresources: [%q]\nlog-format: json\nshutdown-grace: 10s\n", admin, dir)), 0o644)
 
@@ -232,18 +239,9 @@ func TestSIGTERMDrains(t *testing.T) {
 // TestRunStatusDrain serves a configuration through `novaedge run`, reads
 // it with `novaedge status`, and stops it as SIGTERM would.
 func TestRunStatusDrain(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "ok")
-	})}
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(bl)
-	defer backend.Close()
-
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
 	listen, admin := freeAddr(t), freeAddr(t)
-	dir := writeResources(t, listen, bl.Addr().String())
+	dir := writeResources(t, listen, backend)
 	// Settings through the environment.
 	t.Setenv("NOVAEDGE_ADMIN", admin)
 	t.Setenv("NOVAEDGE_RESOURCES", dir)
