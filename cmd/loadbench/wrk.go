@@ -108,7 +108,7 @@ func parseWrkDuration(s string) (time.Duration, error) {
 	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}} {
 		if num, ok := strings.CutSuffix(s, u.suffix); ok {
 			v, err := strconv.ParseFloat(num, 64)
-			if err != nil || v < 0 {
+			if err != nil || v < 0 || v*float64(u.unit) >= math.MaxInt64 {
 				return 0, fmt.Errorf("invalid latency %q", s)
 			}
 			return time.Duration(math.Round(v * float64(u.unit))), nil

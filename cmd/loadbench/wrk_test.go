@@ -83,3 +83,31 @@ func TestParseWrkDuration(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseWrk feeds arbitrary text to the wrk output parser: it must not
+// panic, and what it accepts has non-negative figures.
+func FuzzParseWrk(f *testing.F) {
+	files, _ := filepath.Glob("testdata/wrk-*.txt")
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, out string) {
+		r, err := parseWrk(out)
+		if err != nil {
+			return
+		}
+		if r.P50 < 0 || r.P99 < 0 {
+			t.Fatalf("negative latency from %q: %+v", out, r)
+		}
+	})
+}
+
+func TestParseWrkDurationOverflow(t *testing.T) {
+	if d, err := parseWrkDuration("1e300h"); err == nil {
+		t.Errorf("got %v, want an error", d)
+	}
+}

@@ -267,16 +267,24 @@ func hostSpecificity(p string) int {
 	}
 }
 
-// normalizeHost lower-cases a Host header and strips its port and any
+// normalizeHost lower-cases (ASCII) a Host header and strips its port and any
 // trailing dot.
 func normalizeHost(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
 	}
-	host = strings.TrimSuffix(host, ".")
+	host = strings.TrimRight(host, ".")
 	for i := 0; i < len(host); i++ {
 		if c := host[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(host)
+			// ASCII only: a hostname is ASCII (IDNs travel as punycode),
+			// and other bytes must reach no route rather than be rewritten.
+			b := []byte(host)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return host
