@@ -20,27 +20,28 @@ type portHandler struct {
 func (p *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := p.g.acquire()
 	if st == nil {
-		writeError(w, http.StatusServiceUnavailable, "gateway is shutting down", requestID(r))
+		writeError(w, http.StatusServiceUnavailable, "gateway is shutting down", requestID(r)[0])
 		return
 	}
 	defer st.release()
 	pr := st.ports[p.key]
 	if pr == nil {
-		writeError(w, http.StatusNotFound, "no listener", requestID(r))
+		writeError(w, http.StatusNotFound, "no listener", requestID(r)[0])
 		return
 	}
 	st.serve(w, r, pr)
 }
 
 // requestID returns the client's X-Request-ID if it is acceptable, or a
-// new one, and records it on the request headers.
-func requestID(r *http.Request) string {
+// new one, and records it on the request headers. The returned slice is
+// the header value, shared read-only with the response headers.
+func requestID(r *http.Request) []string {
 	if vs := r.Header["X-Request-Id"]; len(vs) == 1 && validRequestID(vs[0]) {
-		return vs[0]
+		return vs
 	}
-	id := newRequestID()
-	r.Header["X-Request-Id"] = []string{id}
-	return id
+	vs := []string{newRequestID()}
+	r.Header["X-Request-Id"] = vs
+	return vs
 }
 
 // cleanPath resolves dot segments and repeated slashes so that routing,
@@ -65,8 +66,9 @@ func cleanPath(p string) string {
 }
 
 func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
-	id := requestID(r)
-	w.Header()["X-Request-Id"] = []string{id}
+	ids := requestID(r)
+	w.Header()["X-Request-Id"] = ids
+	id := ids[0]
 
 	if r.URL.Path != "" && r.URL.Path[0] != '/' || r.Method == http.MethodConnect {
 		writeError(w, http.StatusBadRequest, "bad request target", id)

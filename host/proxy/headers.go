@@ -121,6 +121,12 @@ func (t trustedNets) clientAddr(peer netip.Addr, xff []string) netip.Addr {
 	return client
 }
 
+// Shared, never modified header values (edits replace a value's slice).
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
 // setForwarded sets X-Forwarded-For, -Proto and -Host on the outgoing
 // headers. The values a client sent are kept only if the peer is a
 // trusted proxy; otherwise they are replaced, so a client cannot forge
@@ -135,7 +141,11 @@ func setForwarded(h http.Header, peer netip.Addr, trusted bool, host, proto stri
 		}
 	}
 	if _, ok := h["X-Forwarded-Proto"]; !ok || !trusted {
-		h["X-Forwarded-Proto"] = []string{proto}
+		if proto == "https" {
+			h["X-Forwarded-Proto"] = protoHTTPS
+		} else {
+			h["X-Forwarded-Proto"] = protoHTTP
+		}
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok || !trusted {
 		h["X-Forwarded-Host"] = []string{host}
