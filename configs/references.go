@@ -87,8 +87,13 @@ func (c *catalog) checkReferences(objects []*object) {
 			c.checkRoute(o, &r.Spec)
 		case *Policy:
 			t := r.Spec.TargetRef
-			if (t.Kind == KindGateway || t.Kind == KindRoute) && t.Name != "" && c.lookup(t.Kind, t.Namespace, t.Name) == nil {
-				c.missing(o, "spec.targetRef.name", t.Kind, t.Namespace, t.Name)
+			if (t.Kind == KindGateway || t.Kind == KindRoute) && t.Name != "" {
+				target := c.lookup(t.Kind, t.Namespace, t.Name)
+				if target == nil {
+					c.missing(o, "spec.targetRef.name", t.Kind, t.Namespace, t.Name)
+				} else if rt, ok := target.res.(*Route); ok && t.SectionName != "" && !hasRule(rt, t.SectionName) {
+					o.errorf("spec.targetRef.sectionName", "ProxyRoute %s/%s has no rule named %q", t.Namespace, t.Name, t.SectionName)
+				}
 			}
 		}
 	}
@@ -244,4 +249,14 @@ func quoteAll(xs []string) []string {
 		out[i] = strconv.Quote(x)
 	}
 	return out
+}
+
+// hasRule reports whether a route has a rule of that name.
+func hasRule(rt *Route, name string) bool {
+	for _, r := range rt.Spec.Rules {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -404,8 +404,13 @@ const (
 type PolicySpec struct {
 	Type      string    `json:"type"`
 	TargetRef TargetRef `json:"targetRef"`
-	// FailurePolicy: FailClosed (default) or FailOpen.
-	FailurePolicy   string           `json:"failurePolicy,omitempty"`
+	// FailurePolicy: FailClosed (default) or FailOpen: what a request gets
+	// when the policy's plugin fails (trap, timeout, over its limits).
+	FailurePolicy string `json:"failurePolicy,omitempty"`
+	// Priority orders the policies that apply to a request: lower runs
+	// first on the request path (and last on the response path); ties
+	// follow a fixed order by type (see host/proxy).
+	Priority        int              `json:"priority,omitempty"`
 	RateLimit       *RateLimit       `json:"rateLimit,omitempty"`
 	JWT             *JWT             `json:"jwt,omitempty"`
 	CORS            *CORS            `json:"cors,omitempty"`
@@ -413,11 +418,14 @@ type PolicySpec struct {
 	Wasm            *Wasm            `json:"wasm,omitempty"`
 }
 
-// TargetRef names the ProxyGateway or ProxyRoute a policy applies to.
+// TargetRef names the ProxyGateway (every route attached to it) or the
+// ProxyRoute a policy applies to; for a route, SectionName may name one of
+// its rules.
 type TargetRef struct {
-	Kind      string `json:"kind"`
-	Name      string `json:"name"`
-	Namespace string `json:"namespace,omitempty"`
+	Kind        string `json:"kind"`
+	Name        string `json:"name"`
+	Namespace   string `json:"namespace,omitempty"`
+	SectionName string `json:"sectionName,omitempty"`
 }
 
 // RateLimit is a token-bucket rate limit.
@@ -474,4 +482,10 @@ type Wasm struct {
 	VMID   string `json:"vmId,omitempty"`
 	// Config is passed to the plugin as its configuration (JSON).
 	Config any `json:"config,omitempty"`
+	// VMConfig is passed to the plugin's VM at start (JSON).
+	VMConfig any `json:"vmConfig,omitempty"`
+	// Timeout bounds one callback into the plugin (default 100ms).
+	Timeout *Duration `json:"timeout,omitempty"`
+	// MaxMemory caps one VM's memory (default 32Mi).
+	MaxMemory *Size `json:"maxMemory,omitempty"`
 }

@@ -507,6 +507,9 @@ func validatePolicy(o *object, s *PolicySpec) {
 		o.required("spec.targetRef.name", s.TargetRef.Name, "the name of a "+s.TargetRef.Kind)
 	}
 	o.refNamespace("spec.targetRef.namespace", s.TargetRef.Namespace)
+	if s.TargetRef.SectionName != "" && s.TargetRef.Kind != KindRoute {
+		o.errorf("spec.targetRef.sectionName", "only a ProxyRoute target has sections (its rules' names); %s has none", s.TargetRef.Kind)
+	}
 	o.enum("spec.failurePolicy", s.FailurePolicy, "FailClosed", "FailOpen")
 	if r := s.RateLimit; r != nil {
 		validateRateLimit(o, "spec.rateLimit", r)
@@ -524,6 +527,10 @@ func validatePolicy(o *object, s *PolicySpec) {
 		o.required("spec.wasm.module", w.Module, "the path or URL of the .wasm file")
 		if w.SHA256 != "" && !sha256RE.MatchString(w.SHA256) {
 			o.errorf("spec.wasm.sha256", "invalid SHA-256 %q: want 64 hexadecimal digits", clip(w.SHA256))
+		}
+		o.positive("spec.wasm.timeout", w.Timeout)
+		if m := w.MaxMemory; m != nil && (m.Bytes < 1<<16 || m.Bytes > 4<<30) {
+			o.errorf("spec.wasm.maxMemory", "must be between 64Ki (one wasm page) and 4Gi, got %d bytes", m.Bytes)
 		}
 	}
 }
