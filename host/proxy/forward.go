@@ -24,6 +24,7 @@ type forwardReq struct {
 	peer    netip.Addr
 	client  netip.Addr
 	trusted bool
+	chain   *chainRun // the request's policies, or nil
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -195,7 +196,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 			}
 			return
 		}
-		copyErr := st.writeResponse(w, resp, rl)
+		copyErr := st.writeResponse(w, r, resp, fr)
 		a.End(oc.result(), time.Since(start))
 		resp.Body.Close()
 		if cancel != nil {
@@ -352,9 +353,26 @@ func (st *state) writeAttemptError(w http.ResponseWriter, r *http.Request, oc ou
 // writeResponse copies the upstream response to the client: headers less
 // hop-by-hop ones, the rule's response header edits, the body (flushed as
 // it arrives when the response streams), and trailers.
-func (st *state) writeResponse(w http.ResponseWriter, resp *http.Response, rl *rule) error {
+func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, fr *forwardReq) error {
+	rl := fr.rule
 	h := w.Header()
 	removeHopHeaders(resp.Header)
+	if cr := fr.chain; cr != nil {
+		local, err := cr.runResponse(r.Context(), st, resp.StatusCode, resp.Header, fr.id)
+		if err != nil {
+			st.g.log.Warn("policy failed on the response; failing closed", "request_id", fr.id, "error", err)
+			writeError(w, http.StatusServiceUnavailable, "policy failed", fr.id)
+			return nil
+		}
+		if local != nil {
+			lh := local.Headers
+			if lh == nil {
+				lh = http.Header{}
+			}
+			writeLocal(w, local.Status, lh, local.Body)
+			return nil
+		}
+	}
 	id := h["X-Request-Id"]
 	for k, vv := range resp.Header {
 		h[k] = vv

@@ -30,6 +30,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Resolver resolves backends' serviceRefs (default: the system's).
 	Resolver upstream.Resolver
+	// Policies builds the ProxyPolicies (nil: no policy is active).
+	Policies PolicyBuilder
 }
 
 // Gateway owns the listeners and the current generation of routing state.
@@ -76,6 +78,7 @@ type state struct {
 	ports    map[string]*portRouter
 	backends map[string]*upstream.Backend
 	order    []string // backend keys, sorted
+	policies []*boundPolicy
 
 	// refs counts the requests using this state, plus one for being
 	// current. When it reaches zero the state closes its backends.
@@ -120,6 +123,9 @@ func (st *state) release() {
 }
 
 func (st *state) close() {
+	for _, bp := range st.policies {
+		bp.impl.Close()
+	}
 	for _, k := range st.order {
 		st.backends[k].Close()
 	}
@@ -325,6 +331,17 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 			return st, fmt.Errorf("backend %s: %w", key, err)
 		}
 	}
+	if g.opts.Policies != nil {
+		for _, p := range snap.Policies {
+			impl, err := g.opts.Policies(ctx, p)
+			if err != nil {
+				return st, fmt.Errorf("policy %s/%s: %w", p.Metadata.Namespace, p.Metadata.Name, err)
+			}
+			if impl != nil {
+				st.policies = append(st.policies, &boundPolicy{cfg: p, impl: impl, failOpen: p.Spec.FailurePolicy == "FailOpen"})
+			}
+		}
+	}
 	rules := map[*configs.Route][]*rule{}
 	for _, rt := range snap.Routes {
 		rs, err := compileRules(rt, st.backends)
@@ -351,7 +368,13 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 				if len(hosts) == 0 {
 					continue
 				}
-				lr.routes = append(lr.routes, attachedRoute{route: rt, rules: rules[rt], hosts: hosts})
+				ar := attachedRoute{route: rt, rules: rules[rt], hosts: hosts}
+				if len(st.policies) > 0 {
+					for _, rl := range ar.rules {
+						ar.policies = append(ar.policies, policiesFor(st.policies, gw, rt, rl.section))
+					}
+				}
+				lr.routes = append(lr.routes, ar)
 			}
 			key := bindKey(l)
 			byPort[key] = append(byPort[key], lr)

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -91,6 +93,22 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	}
 	rl := m.rule
 
+	var cr *chainRun
+	if len(m.policies) > 0 {
+		cr = &chainRun{}
+		defer cr.done()
+		info := StreamInfo{RequestID: id, Route: rl.routeKey, Rule: rl.name, Client: addrPort(r.RemoteAddr)}
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			info.Local = addrPort(la.String())
+		}
+		if len(rl.backends) > 0 {
+			info.Backend = rl.backends[0].name
+		}
+		if !st.runRequest(r.Context(), w, r, m.policies, info, cr) {
+			return
+		}
+	}
+
 	if rd := rl.redirect; rd != nil {
 		st.redirect(w, r, rd, m, pr)
 		return
@@ -136,6 +154,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		peer:    peer,
 		client:  client,
 		trusted: trusted,
+		chain:   cr,
 	})
 }
 
@@ -208,6 +227,12 @@ func rewritePath(p, typ, value string, m *matchEntry) string {
 	default:
 		return v + rest
 	}
+}
+
+// addrPort parses "ip:port", or returns the zero AddrPort.
+func addrPort(s string) netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(s)
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // splitHostPort splits "host:port", tolerating IPv6 brackets.

@@ -48,6 +48,10 @@ type matchEntry struct {
 	headers  []valueMatcher
 	query    []valueMatcher
 	hostSpec int // hostname specificity, for sorting
+
+	// policies are the active policies of the rule as reached through
+	// the listener's gateway, in order (see policy.go).
+	policies []*boundPolicy
 }
 
 type valueMatcher struct {
@@ -294,6 +298,8 @@ func normalizeHost(host string) string {
 // patterns under which it serves there.
 type attachedRoute struct {
 	route *configs.Route
+	// policies of each rule through this listener's gateway, by rule index
+	policies [][]*boundPolicy
 	rules []*rule
 	hosts []string // the route's hostnames, or [""] for none
 }
@@ -383,10 +389,13 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 		if spec < 0 {
 			continue
 		}
-		for _, rl := range ar.rules {
+		for ri, rl := range ar.rules {
 			for _, m := range rl.matches {
 				e := *m
 				e.hostSpec = spec
+				if ri < len(ar.policies) {
+					e.policies = ar.policies[ri]
+				}
 				entries = append(entries, &e)
 			}
 		}

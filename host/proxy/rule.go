@@ -20,6 +20,7 @@ type rule struct {
 	routeKey string // namespace/name of the route
 	index    int    // position in the route's rules
 	name     string // "namespace/name#index" or the rule's name, for logs
+	section  string // the rule's name in the route ("" if unnamed)
 	matches  []*matchEntry
 
 	backends    []weightedBackend
@@ -206,6 +207,7 @@ func compileRules(rt *configs.Route, backends map[string]*upstream.Backend) ([]*
 		}
 		if cr.Name != "" {
 			rl.name = key + "#" + cr.Name
+			rl.section = cr.Name
 		}
 		if cr.Limits != nil {
 			rl.timeout = cr.Limits.RequestTimeout.D(0)

@@ -153,7 +153,16 @@ func (g *Gateway) Status() Status {
 	defer st.release()
 	addrs := g.Addrs()
 	snap := st.snap
-	s := Status{Hash: snap.Hash, Inactive: Inactive(snap)}
+	active := map[string]bool{}
+	for _, bp := range st.policies {
+		active[bp.name()] = true
+	}
+	s := Status{Hash: snap.Hash}
+	for _, n := range Inactive(snap) {
+		if !(n.Kind == configs.KindPolicy && active[n.Name]) {
+			s.Inactive = append(s.Inactive, n)
+		}
+	}
 	for _, v := range snap.VIPs {
 		s.VIPs = append(s.VIPs, VIPStatus{Name: v.Metadata.Name, Address: v.Spec.Address, Mode: v.Spec.Mode, State: "NotActiveYet"})
 	}
@@ -200,9 +209,13 @@ func (g *Gateway) Status() Status {
 		s.Backends = append(s.Backends, BackendStatus{Namespace: ns, Name: name, LBPolicy: bs.LBPolicy, Healthy: bs.Available, Total: bs.Total, Detail: bs})
 	}
 	for _, p := range snap.Policies {
+		state := "NotActiveYet"
+		if active[key(p.Metadata)] {
+			state = "Active"
+		}
 		s.Policies = append(s.Policies, PolicyStatus{
 			Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Type: p.Spec.Type,
-			Target: p.Spec.TargetRef.Kind + "/" + p.Spec.TargetRef.Name, State: "NotActiveYet",
+			Target: p.Spec.TargetRef.Kind + "/" + p.Spec.TargetRef.Name, State: state,
 		})
 	}
 	return s

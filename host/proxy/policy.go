@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	"github.com/novaedge/novaedge/configs"
+)
+
+// Policy is a ProxyPolicy made ready to serve: a proxy-wasm plugin, in
+// practice. The gateway builds one per ProxyPolicy and generation (through
+// Options.Policies) and closes it when the generation is retired.
+type Policy interface {
+	// NewStream starts the policy's work on one request.
+	NewStream(ctx context.Context, r *http.Request, info StreamInfo) (PolicyStream, error)
+	// Close releases the policy (its VMs). The gateway calls it once no
+	// request uses the policy any more.
+	Close()
+}
+
+// StreamInfo is what a policy may learn about a request besides the
+// request itself.
+type StreamInfo struct {
+	RequestID string
+	Route     string // namespace/name of the route
+	Rule      string // the rule's name, or "namespace/name#index"
+	Backend   string // namespace/name of the backend chosen for the request
+	Client    netip.AddrPort
+	Local     netip.AddrPort
+}
+
+// PolicyStream is one policy's view of one request. The gateway calls
+// RequestHeaders before anything goes upstream and ResponseHeaders before
+// the response's status line goes to the client, then Done exactly once.
+// A non-nil LocalResponse ends the request with that response; an error
+// means the policy failed (its failurePolicy decides what happens).
+type PolicyStream interface {
+	RequestHeaders(ctx context.Context, r *http.Request) (*LocalResponse, error)
+	ResponseHeaders(ctx context.Context, status int, h http.Header) (*LocalResponse, error)
+	Done()
+}
+
+// LocalResponse is a response a policy makes itself.
+type LocalResponse struct {
+	Status  int
+	Headers http.Header
+	Body    []byte
+}
+
+// PolicyBuilder makes the Policy of a ProxyPolicy. It returns nil, nil for
+// a policy type this build does not carry out (Inactive reports those).
+type PolicyBuilder func(ctx context.Context, p *configs.Policy) (Policy, error)
+
+// Policy order
+//
+// The policies that apply to a rule run on the request path in this order,
+// and in the reverse order on the response path:
+//
+//  1. ascending spec.priority (default 0);
+//  2. by type: CORS (so preflights are answered before anything asks for
+//     credentials), JWT (authentication), RateLimit (which may key on a
+//     JWT claim), Wasm (users' own), SecurityHeaders (response decoration);
+//  3. policies targeting the gateway before those targeting the route,
+//     and those targeting the route before those targeting one rule;
+//  4. namespace/name.
+var typeOrder = map[string]int{
+	configs.PolicyCORS:            0,
+	configs.PolicyJWT:             1,
+	configs.PolicyRateLimit:       2,
+	configs.PolicyWasm:            3,
+	configs.PolicySecurityHeaders: 4,
+}
+
+// boundPolicy is a policy attached to a rule.
+type boundPolicy struct {
+	cfg      *configs.Policy
+	impl     Policy
+	failOpen bool
+	scope    int // 0 gateway, 1 route, 2 rule
+}
+
+func (b *boundPolicy) name() string { return b.cfg.Metadata.Namespace + "/" + b.cfg.Metadata.Name }
+
+func lessPolicy(a, b *boundPolicy) bool {
+	if a.cfg.Spec.Priority != b.cfg.Spec.Priority {
+		return a.cfg.Spec.Priority < b.cfg.Spec.Priority
+	}
+	if ta, tb := typeOrder[a.cfg.Spec.Type], typeOrder[b.cfg.Spec.Type]; ta != tb {
+		return ta < tb
+	}
+	if a.scope != b.scope {
+		return a.scope < b.scope
+	}
+	return a.name() < b.name()
+}
+
+// policiesFor returns, in order, the active policies that apply to rule i
+// of route rt reached through gateway gw.
+func policiesFor(all []*boundPolicy, gw *configs.Gateway, rt *configs.Route, ruleName string) []*boundPolicy {
+	var out []*boundPolicy
+	for _, bp := range all {
+		t := bp.cfg.Spec.TargetRef
+		switch {
+		case t.Kind == configs.KindGateway && t.Name == gw.Metadata.Name && t.Namespace == gw.Metadata.Namespace:
+			out = append(out, &boundPolicy{cfg: bp.cfg, impl: bp.impl, failOpen: bp.failOpen, scope: 0})
+		case t.Kind == configs.KindRoute && t.Name == rt.Metadata.Name && t.Namespace == rt.Metadata.Namespace:
+			if t.SectionName == "" {
+				out = append(out, &boundPolicy{cfg: bp.cfg, impl: bp.impl, failOpen: bp.failOpen, scope: 1})
+			} else if t.SectionName == ruleName {
+				out = append(out, &boundPolicy{cfg: bp.cfg, impl: bp.impl, failOpen: bp.failOpen, scope: 2})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return lessPolicy(out[i], out[j]) })
+	return out
+}
+
+// chainRun is the policies of one request in flight.
+type chainRun struct {
+	policies []*boundPolicy
+	streams  []PolicyStream // parallel to policies; nil where skipped
+}
+
+// runRequest runs the request side of the chain. It returns false if the
+// request was answered (by a policy, or with an error).
+func (st *state) runRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, policies []*boundPolicy, info StreamInfo, cr *chainRun) bool {
+	cr.policies = policies
+	cr.streams = make([]PolicyStream, len(policies))
+	for i, bp := range policies {
+		s, err := bp.impl.NewStream(ctx, r, info)
+		if err != nil {
+			if bp.failOpen {
+				st.g.log.Warn("policy failed; failing open", "policy", bp.name(), "request_id", info.RequestID, "error", err)
+				continue
+			}
+			st.policyFailed(w, bp, info.RequestID, err)
+			return false
+		}
+		cr.streams[i] = s
+		local, err := s.RequestHeaders(ctx, r)
+		if err != nil {
+			if bp.failOpen {
+				st.g.log.Warn("policy failed; failing open", "policy", bp.name(), "request_id", info.RequestID, "error", err)
+				continue
+			}
+			st.policyFailed(w, bp, info.RequestID, err)
+			return false
+		}
+		if local != nil {
+			cr.respond(ctx, w, local, i, info.RequestID, st)
+			return false
+		}
+	}
+	return true
+}
+
+// runResponse runs the response side of the chain on the upstream's
+// status and headers, in reverse order. A non-nil LocalResponse replaces
+// the upstream response.
+func (cr *chainRun) runResponse(ctx context.Context, st *state, status int, h http.Header, requestID string) (*LocalResponse, error) {
+	return cr.responseFrom(ctx, st, len(cr.streams)-1, status, h, requestID)
+}
+
+func (cr *chainRun) responseFrom(ctx context.Context, st *state, from, status int, h http.Header, requestID string) (*LocalResponse, error) {
+	for i := from; i >= 0; i-- {
+		s := cr.streams[i]
+		if s == nil {
+			continue
+		}
+		local, err := s.ResponseHeaders(ctx, status, h)
+		if err != nil {
+			bp := cr.policies[i]
+			if bp.failOpen {
+				st.g.log.Warn("policy failed; failing open", "policy", bp.name(), "request_id", requestID, "error", err)
+				continue
+			}
+			return nil, fmt.Errorf("policy %s: %w", bp.name(), err)
+		}
+		if local != nil {
+			return local, nil
+		}
+	}
+	return nil, nil
+}
+
+// respond sends a policy's local response; the policies before it (which
+// saw the request) see its headers on the response path, as Envoy's
+// filters do.
+func (cr *chainRun) respond(ctx context.Context, w http.ResponseWriter, local *LocalResponse, at int, requestID string, st *state) {
+	h := local.Headers
+	if h == nil {
+		h = http.Header{}
+	}
+	if again, err := cr.responseFrom(ctx, st, at-1, local.Status, h, requestID); err == nil && again != nil {
+		local, h = again, again.Headers
+		if h == nil {
+			h = http.Header{}
+		}
+	}
+	writeLocal(w, local.Status, h, local.Body)
+}
+
+func writeLocal(w http.ResponseWriter, status int, h http.Header, body []byte) {
+	wh := w.Header()
+	for k, vv := range h {
+		wh[k] = vv
+	}
+	wh["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if status < 200 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// done ends every stream of the chain.
+func (cr *chainRun) done() {
+	for _, s := range cr.streams {
+		if s != nil {
+			s.Done()
+		}
+	}
+}
+
+func (st *state) policyFailed(w http.ResponseWriter, bp *boundPolicy, id string, err error) {
+	st.g.log.Warn("policy failed; failing closed", "policy", bp.name(), "request_id", id, "error", err)
+	writeError(w, http.StatusServiceUnavailable, "policy "+bp.name()+" failed", id)
+}
