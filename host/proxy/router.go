@@ -300,8 +300,8 @@ type attachedRoute struct {
 	route *configs.Route
 	// policies of each rule through this listener's gateway, by rule index
 	policies [][]*boundPolicy
-	rules []*rule
-	hosts []string // the route's hostnames, or [""] for none
+	rules    []*rule
+	hosts    []string // the route's hostnames, or [""] for none
 }
 
 // listenerRoutes is one listener and the routes attached to it.
