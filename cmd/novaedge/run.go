@@ -56,7 +56,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		return exitError{}
 	}
 	gw := proxy.New(proxy.Options{Logger: logger})
-	adm := admin.New(gw, logger)
+	adm := admin.New(gw, admin.NewRegistry(), logger)
 	if err := adm.Start(s.Admin); err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}

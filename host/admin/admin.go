@@ -5,6 +5,7 @@
 //	GET /readyz   200 once a configuration serves and until shutdown begins, else 503
 //	GET /config   the effective (normalized) configuration as JSON; ETag is its hash
 //	GET /status   gateways, routes, backends, policies and what is not active yet
+//	GET /metrics  Prometheus metrics (the registry given to New)
 //	GET /debug/pprof/…  Go's profiler (the admin API listens on loopback by default)
 package admin
 
@@ -18,6 +19,10 @@ import (
 	"net/http/pprof"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/novaedge/novaedge/host/proxy"
 )
@@ -33,7 +38,9 @@ type Server struct {
 }
 
 // New returns an admin server for gw; it serves nothing until Start.
-func New(gw *proxy.Gateway, logger *slog.Logger) *Server {
+// /metrics serves reg (nil: a registry of the Go runtime's and the
+// process's own metrics).
+func New(gw *proxy.Gateway, reg *prometheus.Registry, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -43,6 +50,10 @@ func New(gw *proxy.Gateway, logger *slog.Logger) *Server {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /config", s.config)
 	mux.HandleFunc("GET /status", s.status)
+	if reg == nil {
+		reg = NewRegistry()
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -50,6 +61,14 @@ func New(gw *proxy.Gateway, logger *slog.Logger) *Server {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime's and the
+// process's collectors, for the gateway's own metrics to join.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // Handler returns the admin API's handler (for tests).

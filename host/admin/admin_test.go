@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/novaedge/novaedge/configs"
@@ -28,7 +29,7 @@ func freePort(t *testing.T) int {
 func TestAdminAPI(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gw := proxy.New(proxy.Options{Logger: logger})
-	s := New(gw, logger)
+	s := New(gw, nil, logger)
 	h := s.Handler()
 	call := func(method, path string, hdr ...string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, nil)
@@ -115,6 +116,10 @@ spec:
 	}
 	if rec := call("POST", "/status"); rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /status = %d", rec.Code)
+	}
+	rec = call("GET", "/metrics")
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "go_goroutines ") {
+		t.Errorf("metrics: %d %.200s", rec.Code, rec.Body.String())
 	}
 	s.SetReady(false)
 	if rec := call("GET", "/readyz"); rec.Code != 503 {
