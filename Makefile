@@ -6,10 +6,10 @@ BIN   := bin/novaedge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build test test-short bench check fuzz tools clean
+.PHONY: help run build test test-short bench check fuzz tools plugins-testdata clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 run: ## the reference API gateway on localhost:8080 with three demo services (Ctrl-C stops)
 	$(GO) run ./cmd/novaedge demo
@@ -42,8 +42,12 @@ check: ## gofmt, go vet, go mod tidy leaves the tree clean
 	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum:"; git diff -- go.mod go.sum; \
 	  cp /tmp/novaedge.go.mod.bak go.mod; cp /tmp/novaedge.go.sum.bak go.sum; exit 1; fi
 
-tools: ## install what benchmarks use (wrk), idempotently
+tools: ## install what benchmarks use (wrk) and TinyGo for the wasm plugins, idempotently
 	@command -v wrk >/dev/null || { (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk not installed: loadbench falls back to its Go load generator"; }
+	bash plugins/toolchain/install-tinygo.sh
+
+plugins-testdata: ## rebuild the proxy-wasm test plugins (host/wasm/testdata/*.wasm) with TinyGo, Go and clang
+	bash host/wasm/testdata/build.sh
 
 clean: ## remove build output
 	rm -rf bin

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# build.sh builds the proxy-wasm test plugins of the host's conformance tests
+# into the .wasm files committed beside their sources:
+#
+#   tinygo/<name>/ -> tinygo/<name>.wasm   TinyGo 0.39, tetratelabs SDK v0.24.0
+#   gosdk/headers/ -> gosdk/headers.wasm   Go 1.25.5 (wasip1, c-shared), official-Go SDK
+#   c/headers.c    -> c/headers.wasm       clang-19, raw ABI, no libc
+#
+# The toolchains are pinned (`make tools` installs TinyGo and Go 1.25.5 under
+# ${NOVAEDGE_TOOLS:-$HOME/.cache/novaedge/tools}), so a rebuild is
+# byte-identical to what is committed.
+#
+#   build.sh            rebuild every module in place
+#   build.sh --check    rebuild into a temporary directory and fail, naming the
+#                       file, if any differs from the committed one
+#   build.sh NAME...    rebuild only these (tinygo folder names, gosdk, c)
+set -Eeuo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+TINYGO=$repo/plugins/toolchain/tinygo
+TOOLS=${NOVAEDGE_TOOLS:-$HOME/.cache/novaedge/tools}
+GO125=$TOOLS/go1.25
+CLANG=${CLANG:-clang-19}
+
+check=false
+if [ "${1:-}" = --check ]; then
+	check=true
+	shift
+fi
+out=$here
+if $check; then
+	out=$(mktemp -d)
+	trap 'rm -rf "$out"' EXIT
+	mkdir -p "$out/tinygo" "$out/gosdk" "$out/c"
+fi
+
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+	for d in "$here"/tinygo/*/; do names+=("$(basename "$d")"); done
+	names+=(gosdk c)
+fi
+
+for tool in "$TINYGO" "$GO125/bin/go"; do
+	[ -x "$tool" ] || { echo "build.sh: $tool missing: run 'make tools'" >&2; exit 1; }
+done
+command -v "$CLANG" >/dev/null || { echo "build.sh: $CLANG missing: run 'make tools'" >&2; exit 1; }
+
+# The plugins are modules of their own; keep the main module's workspace,
+# GOFLAGS and toolchain switching out of their builds.
+export GOWORK=off GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+
+built=()
+for name in "${names[@]}"; do
+	case $name in
+	gosdk)
+		echo "== gosdk/headers.wasm"
+		(cd "$here/gosdk/headers" && GOROOT=$GO125 PATH=$GO125/bin:$PATH GOOS=wasip1 GOARCH=wasm \
+			go build -buildmode=c-shared -trimpath -buildvcs=false -o "$out/gosdk/headers.wasm" .)
+		built+=(gosdk/headers.wasm)
+		;;
+	c)
+		echo "== c/headers.wasm"
+		(cd "$here/c" && "$CLANG" --target=wasm32 -O2 -nostdlib -Wall -Wextra -Wno-unused-parameter -Werror \
+			-Wl,--no-entry -Wl,--export-dynamic -o "$out/c/headers.wasm" headers.c && chmod 644 "$out/c/headers.wasm")
+		built+=(c/headers.wasm)
+		;;
+	*)
+		[ -f "$here/tinygo/$name/main.go" ] || { echo "build.sh: no plugin named $name" >&2; exit 1; }
+		echo "== tinygo/$name.wasm"
+		(cd "$here/tinygo" && "$TINYGO" build -target=wasi -scheduler=none -buildmode=wasi-legacy -no-debug \
+			-o "$out/tinygo/$name.wasm" "./$name")
+		built+=("tinygo/$name.wasm")
+		;;
+	esac
+done
+
+if $check; then
+	bad=0
+	for f in "${built[@]}"; do
+		if ! cmp -s "$out/$f" "$here/$f"; then
+			echo "build.sh: host/wasm/testdata/$f differs from a rebuild: run 'make plugins-testdata'" >&2
+			bad=1
+		fi
+	done
+	[ $bad -eq 0 ] && echo "all ${#built[@]} modules rebuild byte-identical"
+	exit $bad
+fi
