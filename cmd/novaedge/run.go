@@ -7,14 +7,33 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/admin"
+	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/wasm"
 )
+
+// newWasmRuntime starts the proxy-wasm runtime, with wazero's compilation
+// cache under the state directory so a restart does not recompile modules.
+// A state directory that cannot be created costs only the cache.
+func newWasmRuntime(ctx context.Context, s *settings, caller wasm.HTTPCaller, logger *slog.Logger) (*wasm.Runtime, error) {
+	cache := filepath.Join(s.StateDir, "wasm-cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		logger.Warn("no compilation cache for wasm modules: modules compile at every start", "dir", cache, "error", err)
+		cache = ""
+	}
+	rt, err := wasm.NewRuntime(ctx, wasm.Options{CacheDir: cache, Logger: logger, HTTPCaller: caller})
+	if err != nil {
+		return nil, fmt.Errorf("wasm runtime: %w", err)
+	}
+	return rt, nil
+}
 
 func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -55,7 +74,15 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		logProblems(logger, "configuration rejected", err)
 		return exitError{}
 	}
-	gw := proxy.New(proxy.Options{Logger: logger})
+	caller := &policy.Caller{} // plugins' HTTP callouts, through gw's backends
+	rt, err := newWasmRuntime(ctx, s, caller, logger)
+	if err != nil {
+		return err
+	}
+	defer rt.Close(context.Background())
+	builder := &policy.Builder{Runtime: rt}
+	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build})
+	caller.Gateway = gw
 	adm := admin.New(gw, admin.NewRegistry(), logger)
 	if err := adm.Start(s.Admin); err != nil {
 		return fmt.Errorf("admin API: %w", err)
@@ -69,7 +96,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 	if err := gw.Apply(ctx, snap); err != nil {
 		stopAdmin()
 		gw.Shutdown(context.Background())
-		return err
+		logger.Error("configuration rejected", "error", err)
+		return exitError{}
 	}
 	adm.SetReady(true)
 

@@ -73,9 +73,18 @@ func printStatus(out io.Writer, st *proxy.Status) {
 	for _, b := range st.Backends {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", b.Namespace, b.Name, b.LBPolicy, b.Healthy, b.Total, endpointList(b))
 	}
-	section("POLICIES", "NAMESPACE\tNAME\tTYPE\tTARGET\tSTATE")
+	section("POLICIES", "NAMESPACE\tNAME\tTYPE\tTARGET\tSTATE\tMODULE\tVMS\tMEMORY\tCALLS\tFAILURES")
 	for _, p := range st.Policies {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, p.Type, p.Target, p.State)
+		mod, vms, mem, calls, fails := "-", "-", "-", "-", "-"
+		if s := p.Plugin; s != nil {
+			mod = s.Module
+			if len(mod) > 12 {
+				mod = mod[:12]
+			}
+			vms, mem = fmt.Sprint(s.VMs), fmt.Sprintf("%.1fMi", float64(s.MemoryBytes)/(1<<20))
+			calls, fails = fmt.Sprint(s.Calls), fmt.Sprint(s.Failures)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, p.Type, p.Target, p.State, mod, vms, mem, calls, fails)
 	}
 	tw.Flush()
 	if len(st.Inactive) > 0 {

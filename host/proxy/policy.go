@@ -22,6 +22,20 @@ type Policy interface {
 	Close()
 }
 
+// PolicyStats is what a policy reports about itself in /status (a policy
+// implementing StatsReporter).
+type PolicyStats struct {
+	Module      string `json:"module"` // content hash of its code
+	VMs         int    `json:"vms"`
+	MemoryBytes uint64 `json:"memoryBytes"`
+	Calls       uint64 `json:"calls"`
+	Failures    uint64 `json:"failures"`
+	VMRebuilds  uint64 `json:"vmRebuilds"`
+}
+
+// StatsReporter is implemented by policies that report PolicyStats.
+type StatsReporter interface{ Stats() PolicyStats }
+
 // StreamInfo is what a policy may learn about a request besides the
 // request itself.
 type StreamInfo struct {

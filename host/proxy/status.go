@@ -64,7 +64,10 @@ func Inactive(snap *configs.Snapshot) []Notice {
 		}
 	}
 	for _, p := range snap.Policies {
-		add(configs.KindPolicy, key(p.Metadata), "spec.type", "policy type "+p.Spec.Type+" is not active yet (policies run as proxy-wasm modules, which arrive with the wasm host)")
+		if p.Spec.Type == configs.PolicyWasm {
+			continue // user modules run on the proxy-wasm host
+		}
+		add(configs.KindPolicy, key(p.Metadata), "spec.type", "policy type "+p.Spec.Type+" is not active yet (its bundled proxy-wasm module arrives with the first-party policies)")
 	}
 	return out
 }
@@ -137,11 +140,12 @@ type BackendStatus struct {
 
 // PolicyStatus is a row of the policy table.
 type PolicyStatus struct {
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Type      string `json:"type"`
-	Target    string `json:"target"`
-	State     string `json:"state"`
+	Namespace string       `json:"namespace"`
+	Name      string       `json:"name"`
+	Type      string       `json:"type"`
+	Target    string       `json:"target"`
+	State     string       `json:"state"`
+	Plugin    *PolicyStats `json:"plugin,omitempty"`
 }
 
 // Status reports the running generation.
@@ -154,8 +158,13 @@ func (g *Gateway) Status() Status {
 	addrs := g.Addrs()
 	snap := st.snap
 	active := map[string]bool{}
+	stats := map[string]*PolicyStats{}
 	for _, bp := range st.policies {
 		active[bp.name()] = true
+		if r, ok := bp.impl.(StatsReporter); ok {
+			ps := r.Stats()
+			stats[bp.name()] = &ps
+		}
 	}
 	s := Status{Hash: snap.Hash}
 	for _, n := range Inactive(snap) {
@@ -216,6 +225,7 @@ func (g *Gateway) Status() Status {
 		s.Policies = append(s.Policies, PolicyStatus{
 			Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Type: p.Spec.Type,
 			Target: p.Spec.TargetRef.Kind + "/" + p.Spec.TargetRef.Name, State: state,
+			Plugin: stats[key(p.Metadata)],
 		})
 	}
 	return s

@@ -1,0 +1,156 @@
+// Package policy turns ProxyPolicies into running proxy-wasm plugins: it
+// finds a policy's module, checks its pin, compiles it through the wasm
+// runtime (once per content hash), starts the plugin with the policy's
+// configuration, and adapts it to the request path's proxy.Policy.
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/wasm"
+)
+
+// Builder builds the policies of a snapshot on one wasm runtime.
+type Builder struct {
+	Runtime *wasm.Runtime
+	// Bundled maps the names of modules shipped in the binary to their
+	// code (the first-party policies arrive there).
+	Bundled map[string][]byte
+}
+
+// Build is a proxy.PolicyBuilder: it makes the plugin of a Wasm policy,
+// and returns nil for the policy types whose bundled module this build
+// does not have yet.
+func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, error) {
+	w := p.Spec.Wasm
+	if p.Spec.Type != configs.PolicyWasm || w == nil {
+		return nil, nil
+	}
+	code, err := b.load(p)
+	if err != nil {
+		return nil, err
+	}
+	if w.SHA256 != "" {
+		sum := sha256.Sum256(code)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, w.SHA256) {
+			return nil, fmt.Errorf("module %s: sha256 is %s, the policy pins %s", w.Module, got, w.SHA256)
+		}
+	}
+	mod, err := b.Runtime.Compile(ctx, code)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", w.Module, err)
+	}
+	opts := wasm.PluginOptions{
+		Name:   p.Metadata.Namespace + "/" + p.Metadata.Name,
+		RootID: w.RootID,
+		VMID:   w.VMID,
+	}
+	if opts.Configuration, err = jsonOf(w.Config); err != nil {
+		return nil, fmt.Errorf("wasm.config: %w", err)
+	}
+	if opts.VMConfiguration, err = jsonOf(w.VMConfig); err != nil {
+		return nil, fmt.Errorf("wasm.vmConfig: %w", err)
+	}
+	if w.Timeout != nil {
+		opts.CallTimeout = w.Timeout.Duration
+	}
+	if w.MaxMemory != nil {
+		opts.MaxMemoryPages = uint32(w.MaxMemory.Bytes >> 16)
+	}
+	plugin, err := mod.NewPlugin(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &wasmPolicy{plugin: plugin, module: mod.Hash()}, nil
+}
+
+// load reads a policy's module: a bundled module by name, or a file,
+// relative to the directory of the file that declares the policy.
+func (b *Builder) load(p *configs.Policy) ([]byte, error) {
+	name := p.Spec.Wasm.Module
+	if code, ok := b.Bundled[name]; ok {
+		return code, nil
+	}
+	path := name
+	if !filepath.IsAbs(path) && p.Source.File != "" {
+		path = filepath.Join(filepath.Dir(p.Source.File), path)
+	}
+	code, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("module %q: %w", name, err)
+	}
+	return code, nil
+}
+
+func jsonOf(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+// wasmPolicy adapts a wasm plugin to the request path.
+type wasmPolicy struct {
+	plugin *wasm.Plugin
+	module string // content hash
+}
+
+// Stats reports the plugin's VMs and counters for /status.
+func (w *wasmPolicy) Stats() proxy.PolicyStats {
+	s := w.plugin.Stats()
+	return proxy.PolicyStats{Module: w.module, VMs: s.VMs, MemoryBytes: s.MemoryBytes, Calls: s.Calls, Failures: s.Failures, VMRebuilds: s.VMRebuilds}
+}
+
+func (w *wasmPolicy) NewStream(ctx context.Context, r *http.Request, info proxy.StreamInfo) (proxy.PolicyStream, error) {
+	s, err := w.plugin.NewStream(ctx, wasm.StreamInfo{
+		Request:     r,
+		RouteName:   info.Route,
+		ClusterName: info.Backend,
+		ClientAddr:  info.Client,
+		LocalAddr:   info.Local,
+		RequestID:   info.RequestID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &wasmStream{s: s}, nil
+}
+
+func (w *wasmPolicy) Close() { w.plugin.Close(context.Background()) }
+
+type wasmStream struct{ s *wasm.Stream }
+
+func (ws *wasmStream) RequestHeaders(ctx context.Context, r *http.Request) (*proxy.LocalResponse, error) {
+	end := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	v, err := ws.s.OnRequestHeaders(ctx, r.Header, end)
+	return local(v), err
+}
+
+func (ws *wasmStream) ResponseHeaders(ctx context.Context, status int, h http.Header) (*proxy.LocalResponse, error) {
+	v, err := ws.s.OnResponseHeaders(ctx, status, h, false)
+	return local(v), err
+}
+
+func (ws *wasmStream) Done() { ws.s.Done() }
+
+func local(v wasm.Verdict) *proxy.LocalResponse {
+	if v.Local == nil {
+		return nil
+	}
+	return &proxy.LocalResponse{Status: v.Local.Status, Headers: v.Local.Headers, Body: v.Local.Body}
+}
+
+var (
+	_ proxy.Policy        = (*wasmPolicy)(nil)
+	_ proxy.StatsReporter = (*wasmPolicy)(nil)
+)

@@ -1,0 +1,363 @@
+package wasm
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Header maps (proxy_map_type_t):
+//
+//	0 request headers    the h of OnRequestHeaders + request pseudo-headers
+//	1 request trailers   the t of OnRequestTrailers (empty before it)
+//	2 response headers   the h of OnResponseHeaders + ":status"
+//	3 response trailers  the t of OnResponseTrailers (empty before it)
+//	6 http call response headers   read-only, during proxy_on_http_call_response
+//	7 http call response trailers  read-only, idem
+//
+// Maps 0 to 3 exist from their header callback until the stream ends, but
+// only while one of the stream's callbacks runs or the stream is paused
+// (otherwise NotFound). gRPC maps (4, 5) return BadArgument, as do unknown
+// types. Keys are compared case-insensitively and returned in lower case.
+
+// headerMap is one map as the host functions see it.
+type headerMap struct {
+	h      http.Header
+	req    *http.Request // request pseudo-headers, if non-nil
+	status *int          // response ":status", if non-nil
+	ro     [][2]string   // read-only pairs (http call response)
+	isRO   bool
+}
+
+// headerMap resolves a map type for the effective context.
+func (v *vm) headerMap(mt uint32) (headerMap, status) {
+	s := v.cur
+	switch mt {
+	case mapRequestHeaders:
+		if s == nil || !s.attached || s.reqHeaders == nil {
+			return headerMap{}, statusNotFound
+		}
+		return headerMap{h: s.reqHeaders, req: s.info.Request}, statusOK
+	case mapResponseHeaders:
+		if s == nil || !s.attached || s.respHeaders == nil {
+			return headerMap{}, statusNotFound
+		}
+		return headerMap{h: s.respHeaders, status: &s.status}, statusOK
+	case mapRequestTrailers, mapResponseTrailers:
+		if s == nil || !s.attached {
+			return headerMap{}, statusNotFound
+		}
+		h := s.reqTrailers
+		if mt == mapResponseTrailers {
+			h = s.respTrailers
+		}
+		if h == nil {
+			return headerMap{isRO: true}, statusOK // no trailers (yet): empty
+		}
+		return headerMap{h: h}, statusOK
+	case mapHTTPCallResponseHeaders, mapHTTPCallResponseTrailer:
+		r := v.httpResp
+		if r == nil {
+			return headerMap{}, statusNotFound
+		}
+		if mt == mapHTTPCallResponseTrailer {
+			return headerMap{ro: r.Trailers, isRO: true}, statusOK
+		}
+		ro := make([][2]string, 0, len(r.Headers)+1)
+		if r.Status != 0 {
+			ro = append(ro, [2]string{":status", strconv.Itoa(r.Status)})
+		}
+		return headerMap{ro: append(ro, r.Headers...), isRO: true}, statusOK
+	}
+	return headerMap{}, statusBadArgument
+}
+
+func (m headerMap) pseudo(key string) (string, bool) {
+	if m.req != nil {
+		r := m.req
+		switch key {
+		case ":method":
+			return r.Method, true
+		case ":path":
+			if r.URL == nil {
+				return "", false
+			}
+			return r.URL.RequestURI(), true
+		case ":authority":
+			return r.Host, true
+		case ":scheme":
+			if r.URL != nil && r.URL.Scheme != "" {
+				return r.URL.Scheme, true
+			}
+			if r.TLS != nil {
+				return "https", true
+			}
+			return "http", true
+		}
+	}
+	if m.status != nil && key == ":status" {
+		return strconv.Itoa(*m.status), true
+	}
+	return "", false
+}
+
+// setPseudo applies a pseudo-header; false means key is not one of this map.
+func (m headerMap) setPseudo(key, value string) (status, bool) {
+	if m.req != nil {
+		r := m.req
+		switch key {
+		case ":method":
+			r.Method = value
+		case ":path":
+			u, err := url.ParseRequestURI(value)
+			if err != nil {
+				return statusBadArgument, true
+			}
+			if r.URL == nil {
+				r.URL = &url.URL{}
+			}
+			r.URL.Path, r.URL.RawPath, r.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+			r.RequestURI = value
+		case ":authority":
+			r.Host = value
+		case ":scheme":
+			if r.URL == nil {
+				r.URL = &url.URL{}
+			}
+			r.URL.Scheme = value
+		default:
+			return 0, false
+		}
+		return statusOK, true
+	}
+	if m.status != nil && key == ":status" {
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 100 || n > 999 {
+			return statusBadArgument, true
+		}
+		*m.status = n
+		return statusOK, true
+	}
+	return 0, false
+}
+
+var requestPseudo = []string{":authority", ":path", ":method", ":scheme"}
+
+// pairs returns the map's entries: pseudo-headers first, then h's keys in
+// sorted order, lower-cased, one pair per value.
+func (m headerMap) pairs() [][2]string {
+	if m.isRO {
+		return m.ro
+	}
+	out := make([][2]string, 0, len(m.h)+4)
+	if m.req != nil {
+		for _, k := range requestPseudo {
+			if v, ok := m.pseudo(k); ok {
+				out = append(out, [2]string{k, v})
+			}
+		}
+	}
+	if m.status != nil {
+		v, _ := m.pseudo(":status")
+		out = append(out, [2]string{":status", v})
+	}
+	keys := make([]string, 0, len(m.h))
+	for k := range m.h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		lk := strings.ToLower(k)
+		for _, v := range m.h[k] {
+			out = append(out, [2]string{lk, v})
+		}
+	}
+	return out
+}
+
+// get returns the first value of key.
+func (m headerMap) get(key string) (string, bool) {
+	if m.isRO {
+		for _, p := range m.ro {
+			if strings.EqualFold(p[0], key) {
+				return p[1], true
+			}
+		}
+		return "", false
+	}
+	if strings.HasPrefix(key, ":") {
+		return m.pseudo(key)
+	}
+	vs := m.h[http.CanonicalHeaderKey(key)]
+	if len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+// change adds (add), replaces (replace) or removes (neither, value ignored).
+func (m headerMap) change(key, value string, add, replace bool) status {
+	if m.isRO {
+		return statusBadArgument
+	}
+	if strings.HasPrefix(key, ":") {
+		if !add && !replace {
+			return statusOK // pseudo-headers cannot be removed; ignored
+		}
+		if st, ok := m.setPseudo(key, value); ok {
+			return st
+		}
+		return statusBadArgument
+	}
+	ck := http.CanonicalHeaderKey(key)
+	switch {
+	case add:
+		m.h[ck] = append(m.h[ck], value)
+	case replace:
+		m.h[ck] = []string{value}
+	default:
+		delete(m.h, ck)
+	}
+	return statusOK
+}
+
+// setAll replaces every entry of the map with pairs.
+func (m headerMap) setAll(pairs [][2]string) status {
+	if m.isRO {
+		return statusBadArgument
+	}
+	clear(m.h)
+	for _, p := range pairs {
+		if strings.HasPrefix(p[0], ":") {
+			if st, ok := m.setPseudo(p[0], p[1]); ok && st != statusOK {
+				return st
+			}
+			continue
+		}
+		ck := http.CanonicalHeaderKey(p[0])
+		m.h[ck] = append(m.h[ck], p[1])
+	}
+	return statusOK
+}
+
+// proxy_get_header_map_value(i32 map_type, i32 key_data, i32 key_size,
+// i32 return_value_data, i32 return_value_size) -> i32 status
+//
+// Copies the first value of key into guest memory allocated with
+// proxy_on_memory_allocate and stores its address and size (u32 LE each) at
+// return_value_data and return_value_size.
+// Status: OK; NotFound (no such key or map unavailable); BadArgument (map
+// type); InvalidMemoryAccess.
+func proxyGetHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
+	}
+	key, ok := read(mem, arg(st, 1), arg(st, 2))
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	val, found := m.get(string(key))
+	if !found {
+		return statusNotFound
+	}
+	v.scratch = append(v.scratch[:0], val...)
+	return v.writeOut(ctx, mem, v.scratch, arg(st, 3), arg(st, 4))
+}
+
+// proxy_add_header_map_value(i32 map_type, i32 key_data, i32 key_size,
+// i32 value_data, i32 value_size) -> i32 status
+//
+// Adds a value to key (setting a pseudo-header replaces it).
+// Status: OK; NotFound (map unavailable); BadArgument (map type, read-only
+// map, bad pseudo-header value); InvalidMemoryAccess.
+func proxyAddHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	return changeHeader(v, mem, st, true, false)
+}
+
+// proxy_replace_header_map_value(i32 map_type, i32 key_data, i32 key_size,
+// i32 value_data, i32 value_size) -> i32 status
+//
+// Replaces every value of key with one. Status: as proxy_add_header_map_value.
+func proxyReplaceHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	return changeHeader(v, mem, st, false, true)
+}
+
+// proxy_remove_header_map_value(i32 map_type, i32 key_data, i32 key_size) -> i32 status
+//
+// Removes key (removing a pseudo-header is ignored). Status: as
+// proxy_add_header_map_value.
+func proxyRemoveHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	return changeHeader(v, mem, st, false, false)
+}
+
+func changeHeader(v *vm, mem api.Memory, st []uint64, add, replace bool) status {
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
+	}
+	key, ok := readString(mem, arg(st, 1), arg(st, 2))
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	var val string
+	if add || replace {
+		if val, ok = readString(mem, arg(st, 3), arg(st, 4)); !ok {
+			return statusInvalidMemoryAccess
+		}
+	}
+	return m.change(key, val, add, replace)
+}
+
+// proxy_get_header_map_pairs(i32 map_type, i32 return_data, i32 return_size) -> i32 status
+//
+// Serializes the whole map (see pairs.go for the layout) into guest memory
+// allocated with proxy_on_memory_allocate and stores its address and size at
+// return_data and return_size. Status: as proxy_get_header_map_value, never
+// NotFound for an empty map.
+func proxyGetHeaderMapPairs(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
+	}
+	v.scratch = appendPairs(v.scratch[:0], m.pairs())
+	return v.writeOut(ctx, mem, v.scratch, arg(st, 1), arg(st, 2))
+}
+
+// proxy_set_header_map_pairs(i32 map_type, i32 data, i32 size) -> i32 status
+//
+// Replaces the whole map with the serialized map [data, +size).
+// Status: OK; NotFound; BadArgument; SerializationFailure (malformed map);
+// InvalidMemoryAccess.
+func proxySetHeaderMapPairs(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
+	}
+	b, ok := read(mem, arg(st, 1), arg(st, 2))
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	pairs, err := decodePairs(b)
+	if err != nil {
+		return statusSerializationFailure
+	}
+	return m.setAll(pairs)
+}
+
+// proxy_get_header_map_size(i32 map_type, i32 return_size) -> i32 status
+//
+// Stores at return_size (u32 LE) the size of the map's serialization.
+// Status: OK; NotFound; BadArgument; InvalidMemoryAccess.
+func proxyGetHeaderMapSize(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
+	}
+	return putU32(mem, arg(st, 1), uint32(pairsSize(m.pairs())))
+}

@@ -1,0 +1,59 @@
+package wasm
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// proxy_log(i32 level, i32 message_data, i32 message_size) -> i32 status
+//
+// Logs message [message_data, +message_size) at level (proxy_log_level_t:
+// trace 0 … critical 5) through the Runtime's logger, tagged with the plugin
+// name. Trace maps to slog debug-4, critical to error+4.
+// Status: OK; InvalidMemoryAccess for a bad range.
+func proxyLog(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	level := slogLevel(arg(st, 0))
+	if !v.log.Enabled(ctx, level) {
+		return statusOK
+	}
+	msg, ok := readString(mem, arg(st, 1), arg(st, 2))
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	v.log.Log(ctx, level, msg, "context_id", v.effective)
+	return statusOK
+}
+
+// proxy_get_log_level(i32 return_log_level) -> i32 status
+//
+// Stores at return_log_level (u32 LE) the lowest proxy_log_level_t the logger
+// records. Status: OK; InvalidMemoryAccess.
+func proxyGetLogLevel(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
+	lvl := uint32(logCritical)
+	for l := uint32(logTrace); l <= logCritical; l++ {
+		if v.log.Enabled(ctx, slogLevel(l)) {
+			lvl = l
+			break
+		}
+	}
+	return putU32(mem, arg(st, 0), lvl)
+}
+
+func slogLevel(l uint32) slog.Level {
+	switch l {
+	case logTrace:
+		return slog.LevelDebug - 4
+	case logDebug:
+		return slog.LevelDebug
+	case logInfo:
+		return slog.LevelInfo
+	case logWarn:
+		return slog.LevelWarn
+	case logError:
+		return slog.LevelError
+	default:
+		return slog.LevelError + 4
+	}
+}

@@ -1,0 +1,357 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// StreamInfo describes the HTTP stream a plugin sees through properties and
+// the request pseudo-headers.
+type StreamInfo struct {
+	// Request supplies :method, :path, :authority and :scheme; setting them
+	// through the header functions rewrites it (see Stream). May be nil.
+	Request                *http.Request
+	RouteName, ClusterName string
+	ClientAddr, LocalAddr  netip.AddrPort
+	RequestID              string
+	// TLSVersion is the connection.tls_version property ("" for plain text).
+	TLSVersion string
+	// Start is the request.time property; zero means when NewStream ran.
+	Start time.Time
+}
+
+// Verdict is the outcome of a callback: nil Local means continue.
+type Verdict struct {
+	Local *LocalResponse
+}
+
+// LocalResponse is a response the plugin sent with proxy_send_local_response;
+// the caller must send it instead of proceeding.
+type LocalResponse struct {
+	Status  int
+	Headers http.Header
+	Body    []byte
+	Details string
+}
+
+// Stream is one HTTP stream (request and response) through a plugin: one
+// HTTP context of one VM, bound to it for its whole life. A Stream's methods
+// must be called in request order and not concurrently; Done must be called
+// once.
+//
+// Header callbacks read and change the header map h in place. Pseudo-headers
+// are mapped, not stored in h: for requests ":method", ":path", ":authority"
+// and ":scheme" read StreamInfo.Request (Method, URL.RequestURI(), Host,
+// URL.Scheme, defaulting to "http"/"https" by TLS); setting them rewrites the
+// Request (":path" replaces URL.Path, URL.RawPath and URL.RawQuery). For
+// responses ":status" reads the status given to OnResponseHeaders; setting it
+// is reported by ResponseStatus. Header names reach the plugin in lower case.
+//
+// ctx is checked before each callback and bounds a pause; a running callback
+// is bounded by CallTimeout only (stopping it would discard the VM).
+//
+// When a callback returns Pause, the method blocks, without holding the VM,
+// until the plugin calls proxy_continue_stream or proxy_send_local_response
+// from another callback (proxy_on_tick, proxy_on_http_call_response, …, after
+// proxy_set_effective_context), PauseTimeout passes, or ctx ends.
+//
+// The caller must not touch h while a callback of the stream runs, and must
+// not change the request's headers (or Request) while later callbacks run:
+// the plugin may read them until Done.
+//
+// Bodies: a Pause from a body callback before the end of the stream means
+// "buffer": the chunk is kept by the host, *body is set to nil (nothing to
+// forward yet), and the next callback sees everything buffered so far; more
+// than MaxBodyBytes buffered is ErrBodyTooLarge. At the end of the stream a
+// Pause waits as above. On Continue *body is set to the whole buffered (and
+// possibly modified) body, a copy owned by the caller.
+type Stream struct {
+	p    *Plugin
+	vm   *vm
+	id   uint32
+	info StreamInfo
+
+	resume  chan struct{} // signalled by continue/local response/VM close
+	created time.Time
+
+	// guarded by vm.mu
+	attached     bool // the caller's maps may be used by host functions
+	reqHeaders   http.Header
+	respHeaders  http.Header
+	reqTrailers  http.Header
+	respTrailers http.Header
+	status       int
+	reqBody      []byte
+	respBody     []byte
+	reqBuffered  bool
+	local        *LocalResponse
+	closeErr     error
+	props        map[string][]byte
+	deleted      bool
+}
+
+// NewStream creates an HTTP context (proxy_on_context_create) on the
+// least-loaded VM of the plugin.
+func (p *Plugin) NewStream(ctx context.Context, info StreamInfo) (*Stream, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := p.newStream(ctx, info)
+		// A VM discarded between pick and lock (a trap of another stream)
+		// is not this stream's failure: pick again.
+		if errors.Is(err, errPickAgain) && attempt < 3 {
+			continue
+		}
+		if errors.Is(err, errPickAgain) {
+			err = ErrVMDiscarded
+		}
+		return s, err
+	}
+}
+
+var errPickAgain = errors.New("wasm: VM closed before the stream started")
+
+func (p *Plugin) newStream(ctx context.Context, info StreamInfo) (*Stream, error) {
+	v, err := p.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream{p: p, vm: v, info: info, resume: make(chan struct{}, 1), created: time.Now()}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed.Load() {
+		v.active.Add(-1)
+		return nil, errPickAgain
+	}
+	s.id = v.nextID
+	v.nextID++
+	v.streams[s.id] = s
+	v.effective, v.cur = rootContextID, nil
+	if _, err := v.call(v.fn.contextCreate, uint64(s.id), rootContextID); err != nil {
+		delete(v.streams, s.id)
+		v.active.Add(-1)
+		return nil, fmt.Errorf("wasm: plugin %q: proxy_on_context_create: %w", p.opts.Name, err)
+	}
+	return s, nil
+}
+
+// ID returns the stream's context id in its VM.
+func (s *Stream) ID() uint32 { return s.id }
+
+// ResponseStatus returns the response status, as changed by the plugin
+// through the ":status" pseudo-header.
+func (s *Stream) ResponseStatus() int {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	return s.status
+}
+
+// wake signals a paused stream. Called with vm.mu held.
+func (s *Stream) wake() {
+	select {
+	case s.resume <- struct{}{}:
+	default:
+	}
+}
+
+// OnRequestHeaders runs proxy_on_request_headers over h.
+func (s *Stream) OnRequestHeaders(ctx context.Context, h http.Header, endOfStream bool) (Verdict, error) {
+	if h == nil {
+		h = http.Header{}
+	}
+	return s.run(ctx, func(v *vm) (uint64, error) {
+		s.reqHeaders = h
+		return v.call(v.fn.requestHeaders, uint64(s.id), uint64(countHeaders(h)+len(requestPseudo)), b2u(endOfStream))
+	}, nil)
+}
+
+// OnResponseHeaders runs proxy_on_response_headers over status and h.
+func (s *Stream) OnResponseHeaders(ctx context.Context, status int, h http.Header, endOfStream bool) (Verdict, error) {
+	if h == nil {
+		h = http.Header{}
+	}
+	return s.run(ctx, func(v *vm) (uint64, error) {
+		s.respHeaders, s.status = h, status
+		return v.call(v.fn.responseHeaders, uint64(s.id), uint64(countHeaders(h)+1), b2u(endOfStream))
+	}, nil)
+}
+
+// OnRequestTrailers runs proxy_on_request_trailers over t (map type 1).
+func (s *Stream) OnRequestTrailers(ctx context.Context, t http.Header) (Verdict, error) {
+	if t == nil {
+		t = http.Header{}
+	}
+	return s.run(ctx, func(v *vm) (uint64, error) {
+		s.reqTrailers = t
+		return v.call(v.fn.requestTrailers, uint64(s.id), uint64(countHeaders(t)))
+	}, nil)
+}
+
+// OnResponseTrailers runs proxy_on_response_trailers over t (map type 3).
+func (s *Stream) OnResponseTrailers(ctx context.Context, t http.Header) (Verdict, error) {
+	if t == nil {
+		t = http.Header{}
+	}
+	return s.run(ctx, func(v *vm) (uint64, error) {
+		s.respTrailers = t
+		return v.call(v.fn.responseTrailers, uint64(s.id), uint64(countHeaders(t)))
+	}, nil)
+}
+
+// OnRequestBody runs proxy_on_request_body; see Stream for buffering.
+func (s *Stream) OnRequestBody(ctx context.Context, body *[]byte, endOfStream bool) (Verdict, error) {
+	return s.body(ctx, body, endOfStream, &s.reqBody, func(v *vm) api.Function { return v.fn.requestBody })
+}
+
+// OnResponseBody runs proxy_on_response_body; see Stream for buffering.
+func (s *Stream) OnResponseBody(ctx context.Context, body *[]byte, endOfStream bool) (Verdict, error) {
+	return s.body(ctx, body, endOfStream, &s.respBody, func(v *vm) api.Function { return v.fn.responseBody })
+}
+
+func (s *Stream) body(ctx context.Context, body *[]byte, eos bool, buf *[]byte, fn func(*vm) api.Function) (Verdict, error) {
+	var chunk []byte
+	if body != nil {
+		chunk = *body
+	}
+	paused := false
+	verdict, err := s.run(ctx, func(v *vm) (uint64, error) {
+		limit := s.p.opts.MaxBodyBytes
+		if len(*buf) > 0 && len(*buf)+len(chunk) > limit {
+			return 0, ErrBodyTooLarge
+		}
+		*buf = append(*buf, chunk...)
+		a, err := v.call(fn(v), uint64(s.id), uint64(len(*buf)), b2u(eos))
+		if err == nil && api.DecodeU32(a) == actionPause && !eos && s.local == nil {
+			if len(*buf) > limit {
+				return 0, ErrBodyTooLarge
+			}
+			paused = true // buffer: wait for more data, not for continue
+			return actionContinue, nil
+		}
+		return a, err
+	}, func() {
+		if paused {
+			return
+		}
+		if body != nil {
+			*body = *buf
+		}
+		*buf = nil
+	})
+	if paused && err == nil && body != nil {
+		*body = nil
+	}
+	return verdict, err
+}
+
+// run makes one stream callback and, if it pauses, waits for the plugin to
+// continue. after runs with vm.mu held once the stream proceeds.
+func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), after func()) (Verdict, error) {
+	if err := ctx.Err(); err != nil {
+		return Verdict{}, err
+	}
+	v := s.vm
+	v.mu.Lock()
+	if v.closed.Load() || s.deleted {
+		v.mu.Unlock()
+		return Verdict{}, v.closedErr()
+	}
+	if err := s.closeErr; err != nil { // the plugin closed the stream earlier
+		v.mu.Unlock()
+		return Verdict{}, err
+	}
+	select { // a continue from before this callback does not count
+	case <-s.resume:
+	default:
+	}
+	s.attached = true
+	v.effective, v.cur = s.id, s
+	action, err := invoke(v)
+	v.maybeRetireLocked()
+	if err != nil || api.DecodeU32(action) != actionPause || s.local != nil || s.closeErr != nil {
+		if err == nil && after != nil {
+			after()
+		}
+		return s.finish(err)
+	}
+	v.mu.Unlock()
+
+	t := time.NewTimer(s.p.opts.PauseTimeout)
+	select {
+	case <-s.resume:
+		t.Stop()
+	case <-t.C:
+		err = ErrPauseTimeout
+	case <-ctx.Done():
+		t.Stop()
+		err = ctx.Err()
+	}
+	v.mu.Lock()
+	if err == nil && v.closed.Load() {
+		err = v.closedErr()
+	}
+	if err == nil && after != nil {
+		after()
+	}
+	return s.finish(err)
+}
+
+// finish detaches the caller's maps and unlocks vm.mu.
+func (s *Stream) finish(err error) (Verdict, error) {
+	v := s.vm
+	s.attached = false
+	local, cerr := s.local, s.closeErr
+	s.local = nil
+	v.mu.Unlock()
+	if err != nil {
+		return Verdict{}, err
+	}
+	if cerr != nil {
+		return Verdict{}, cerr
+	}
+	return Verdict{Local: local}, nil
+}
+
+// Done ends the stream: proxy_on_done, proxy_on_log and proxy_on_delete,
+// then releases the context. It is safe to call more than once.
+func (s *Stream) Done() {
+	v := s.vm
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s.deleted {
+		return
+	}
+	s.deleted = true
+	if !v.closed.Load() {
+		v.effective, v.cur = s.id, s
+		s.attached = true
+		_, _ = v.call(v.fn.done, uint64(s.id)) // result ignored: no waiting for proxy_done
+		_, _ = v.call(v.fn.log, uint64(s.id))
+		_, _ = v.call(v.fn.delete, uint64(s.id))
+		s.attached = false
+		v.effective, v.cur = rootContextID, nil
+	}
+	delete(v.streams, s.id)
+	v.active.Add(-1)
+	v.maybeRetireLocked()
+}
+
+// countHeaders counts h's values: the number of pairs the plugin will see.
+func countHeaders(h http.Header) int {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	return n
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
