@@ -83,7 +83,9 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 	builder := &policy.Builder{Runtime: rt}
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build})
 	caller.Gateway = gw
-	adm := admin.New(gw, admin.NewRegistry(), logger)
+	reg := admin.NewRegistry()
+	reg.MustRegister(&policy.Collector{Runtime: rt, Gateway: gw})
+	adm := admin.New(gw, reg, logger)
 	if err := adm.Start(s.Admin); err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}

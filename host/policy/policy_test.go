@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
@@ -258,6 +261,31 @@ func TestSharedDataCounter(t *testing.T) {
 		_, body := e.get(t)
 		if !strings.Contains(body, fmt.Sprintf("X-Count: %d\n", i)) {
 			t.Errorf("request %d:\n%s", i, body)
+		}
+	}
+}
+
+func TestPluginMetricsExported(t *testing.T) {
+	e, err := setup(t, policyDoc("m", "tinygo/metrics.wasm", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		e.get(t)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&Collector{Runtime: e.rt, Gateway: e.gw})
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	out := rec.Body.String()
+	for _, want := range []string{
+		"wasmcustom_wasm_requests_total 3",
+		`novaedge_wasm_calls_total{module="`,
+		`novaedge_wasm_vms{module="`,
+		`policy="t/m"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q:\n%s", want, out)
 		}
 	}
 }
