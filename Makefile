@@ -24,7 +24,7 @@ test-short: ## the tests without -race (quicker)
 	$(GO) test -count=1 $(PKGS)
 
 bench: build ## Go benchmarks (router, LB) and the end-to-end load comparison
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/ ./host/wasm/
 	$(GO) run ./cmd/loadbench -novaedge $(BIN)
 
 FUZZTIME ?= 30s

@@ -26,6 +26,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"os/signal"
 	"slices"
@@ -55,15 +56,17 @@ const (
 	lineDirect       = "direct"
 	lineReverseProxy = "reverseproxy"
 	lineNovaedge     = "novaedge"
+	lineNovaedgeWasm = "novaedge+wasm" // with a header-adding TinyGo plugin on the route
 )
 
-var allLines = []string{lineDirect, lineReverseProxy, lineNovaedge}
+var allLines = []string{lineDirect, lineReverseProxy, lineNovaedge, lineNovaedgeWasm}
 
 type options struct {
 	duration, warmup time.Duration
 	conns, size      int
 	lines            []string
 	novaedge         string // binary; "" = build it
+	wasmModule       string // the novaedge+wasm line's plugin
 	gen              string // auto, wrk, go
 	wrkThreads       int
 	json             bool
@@ -86,6 +89,7 @@ func benchMain(args []string) int {
 	fs.IntVar(&o.size, "size", 1024, "response body size in bytes")
 	only := fs.String("only", strings.Join(allLines, ","), "comma-separated lines to run")
 	fs.StringVar(&o.novaedge, "novaedge", "", "novaedge binary (default: go build ./cmd/novaedge into a temporary directory)")
+	fs.StringVar(&o.wasmModule, "wasm", "host/wasm/testdata/tinygo/headers.wasm", "plugin of the novaedge+wasm line")
 	fs.StringVar(&o.gen, "gen", "auto", "load generator: wrk, go (built-in) or auto (wrk if on PATH)")
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 2, "wrk threads")
 	fs.BoolVar(&o.json, "json", false, "also print the results as JSON")
@@ -184,7 +188,12 @@ func bench(ctx context.Context, o options) ([]lineResult, generator, error) {
 		case lineReverseProxy:
 			res, err = measureReverseProxy(ctx, g, gen, o, self, backendURL)
 		case lineNovaedge:
-			res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr)
+			res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, "")
+		case lineNovaedgeWasm:
+			var module string
+			if module, err = filepath.Abs(o.wasmModule); err == nil {
+				res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, module)
+			}
 		}
 		if ctx.Err() != nil {
 			return results, gen, fmt.Errorf("interrupted during line %s", line)
@@ -229,7 +238,11 @@ func measureReverseProxy(ctx context.Context, g *procs, gen generator, o options
 	return measure(ctx, g, gen, o, lineReverseProxy, url)
 }
 
-func measureNovaedge(ctx context.Context, g *procs, gen generator, o options, dir, backendAddr string) (loadResult, error) {
+func measureNovaedge(ctx context.Context, g *procs, gen generator, o options, dir, backendAddr, module string) (loadResult, error) {
+	line := lineNovaedge
+	if module != "" {
+		line = lineNovaedgeWasm
+	}
 	bin := o.novaedge
 	if bin == "" {
 		fmt.Fprintln(os.Stderr, "loadbench: building ./cmd/novaedge")
@@ -238,12 +251,12 @@ func measureNovaedge(ctx context.Context, g *procs, gen generator, o options, di
 			return loadResult{}, err
 		}
 	}
-	p, url, err := startNovaedge(ctx, g, bin, dir, backendAddr)
+	p, url, err := startNovaedge(ctx, g, bin, dir, backendAddr, module)
 	if err != nil {
 		return loadResult{}, err
 	}
 	defer p.Stop()
-	return measure(ctx, g, gen, o, lineNovaedge, url)
+	return measure(ctx, g, gen, o, line, url)
 }
 
 // measure checks that url answers 200 with the expected body, warms it up
