@@ -120,3 +120,32 @@ func BenchmarkNewPlugin(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRequestTinyGo: a whole request (NewStream, request and response
+// headers, Done) through plugins built with TinyGo and the
+// tetratelabs/proxy-wasm-go-sdk, as users' plugins are.
+func BenchmarkRequestTinyGo(b *testing.B) {
+	for _, name := range []string{"noop", "headers"} {
+		b.Run(name, func(b *testing.B) {
+			r, _ := newRuntime(b, Options{Logger: quiet()})
+			p := newPlugin(b, r, "tinygo/"+name, PluginOptions{MaxVMs: 1})
+			ctx := context.Background()
+			req := newRequest("/bench")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s, err := p.NewStream(ctx, StreamInfo{Request: req})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.OnRequestHeaders(ctx, http.Header{}, true); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.OnResponseHeaders(ctx, 200, http.Header{}, false); err != nil {
+					b.Fatal(err)
+				}
+				s.Done()
+			}
+		})
+	}
+}
