@@ -24,7 +24,8 @@ type forwardReq struct {
 	peer    netip.Addr
 	client  netip.Addr
 	trusted bool
-	chain   *chainRun // the request's policies, or nil
+	chain   *chainRun        // the request's policies, or nil
+	backend *weightedBackend // the rule's backend chosen for this request
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -50,8 +51,7 @@ const (
 // copies the response back.
 func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, fr *forwardReq) {
 	rl := fr.rule
-	wb := rl.pickBackend()
-	be := wb.backend
+	be := fr.backend.backend
 
 	release, err := be.Acquire(ctx)
 	if err != nil {
@@ -365,11 +365,7 @@ func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *htt
 			return nil
 		}
 		if local != nil {
-			lh := local.Headers
-			if lh == nil {
-				lh = http.Header{}
-			}
-			writeLocal(w, local.Status, lh, local.Body)
+			writeLocal(w, local.Status, local.Headers, local.Body)
 			return nil
 		}
 	}

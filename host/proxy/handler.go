@@ -92,6 +92,12 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		return
 	}
 	rl := m.rule
+	// The backend is chosen once, before the policies, so that they see
+	// the one the request goes to (cluster_name) even on a canary split.
+	var wb *weightedBackend
+	if len(rl.backends) > 0 {
+		wb = rl.pickBackend()
+	}
 
 	var cr *chainRun
 	if len(m.policies) > 0 {
@@ -101,8 +107,8 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			info.Local = addrPort(la.String())
 		}
-		if len(rl.backends) > 0 {
-			info.Backend = rl.backends[0].name
+		if wb != nil {
+			info.Backend = wb.name
 		}
 		if !st.runRequest(r.Context(), w, r, m.policies, info, cr) {
 			return
@@ -129,7 +135,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		}
 	}
 
-	if len(rl.backends) == 0 {
+	if wb == nil {
 		writeError(w, http.StatusInternalServerError, "route has no backend", id)
 		return
 	}
@@ -155,6 +161,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		client:  client,
 		trusted: trusted,
 		chain:   cr,
+		backend: wb,
 	})
 }
 

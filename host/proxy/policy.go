@@ -211,9 +211,6 @@ func (cr *chainRun) respond(ctx context.Context, w http.ResponseWriter, local *L
 	}
 	if again, err := cr.responseFrom(ctx, st, at-1, local.Status, h, requestID); err == nil && again != nil {
 		local, h = again, again.Headers
-		if h == nil {
-			h = http.Header{}
-		}
 	}
 	writeLocal(w, local.Status, h, local.Body)
 }

@@ -34,6 +34,7 @@ func (p *fakePolicy) NewStream(ctx context.Context, r *http.Request, info Stream
 		return nil, fmt.Errorf("stream info incomplete: %+v", info)
 	}
 	p.open.Add(1)
+	r.Header.Set("X-Policy-Saw-Backend", info.Backend)
 	return &fakeStream{p: p}, nil
 }
 
@@ -193,4 +194,47 @@ func TestPolicyChain(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPolicySeesTheChosenBackend: on a canary split, a policy is told the
+// backend the request actually goes to.
+func TestPolicySeesTheChosenBackend(t *testing.T) {
+	var backends []*backend
+	for _, name := range []string{"t/one", "t/two"} {
+		backends = append(backends, newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name+" "+r.Header.Get("X-Policy-Saw-Backend"))
+		}))
+	}
+	res := gatewayYAML(freePort(t), "") + backendYAML("one", backends[0].addr()) + backendYAML("two", backends[1].addr()) + route(`
+    - backendRefs: [{name: one, weight: 50}, {name: two, weight: 50}]
+`) + policyYAML("p", "Wasm", "{kind: ProxyRoute, name: r}", "")
+	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Int64
+	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: func(ctx context.Context, p *configs.Policy) (Policy, error) {
+		return &fakePolicy{name: p.Metadata.Name, open: &open}, nil
+	}})
+	if err := gw.Apply(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(context.Background())
+	var base string
+	for _, a := range gw.Addrs() {
+		base = "http://" + a
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 40; i++ {
+		resp := get(t, base+"/")
+		body, _ := io.ReadAll(resp.Body)
+		served, told, _ := strings.Cut(string(body), " ")
+		if served != told {
+			t.Fatalf("served by %s, the policy was told %q", served, told)
+		}
+		seen[served] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("the split sent everything to %v", seen)
+	}
 }
