@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -136,9 +137,38 @@ func (ws *wasmStream) RequestHeaders(ctx context.Context, r *http.Request) (*pro
 	return local(v), err
 }
 
-func (ws *wasmStream) ResponseHeaders(ctx context.Context, status int, h http.Header) (*proxy.LocalResponse, error) {
-	v, err := ws.s.OnResponseHeaders(ctx, status, h, false)
+func (ws *wasmStream) ResponseHeaders(ctx context.Context, status int, h http.Header, eos bool) (*proxy.LocalResponse, error) {
+	v, err := ws.s.OnResponseHeaders(ctx, status, h, eos)
 	return local(v), err
+}
+
+func (ws *wasmStream) RequestBody(ctx context.Context, chunk []byte, eos bool) ([]byte, *proxy.LocalResponse, error) {
+	v, err := ws.s.OnRequestBody(ctx, &chunk, eos)
+	return chunk, local(v), bodyErr(err)
+}
+
+func (ws *wasmStream) ResponseBody(ctx context.Context, chunk []byte, eos bool) ([]byte, *proxy.LocalResponse, error) {
+	v, err := ws.s.OnResponseBody(ctx, &chunk, eos)
+	return chunk, local(v), bodyErr(err)
+}
+
+func (ws *wasmStream) RequestTrailers(ctx context.Context, t http.Header) (*proxy.LocalResponse, error) {
+	v, err := ws.s.OnRequestTrailers(ctx, t)
+	return local(v), err
+}
+
+func (ws *wasmStream) ResponseTrailers(ctx context.Context, t http.Header) (*proxy.LocalResponse, error) {
+	v, err := ws.s.OnResponseTrailers(ctx, t)
+	return local(v), err
+}
+
+// bodyErr marks a body over the plugin's buffering limit for the gateway,
+// which answers it with 413 (request) or 500 (response).
+func bodyErr(err error) error {
+	if errors.Is(err, wasm.ErrBodyTooLarge) {
+		return fmt.Errorf("%w: %w", proxy.ErrBodyTooLarge, err)
+	}
+	return err
 }
 
 func (ws *wasmStream) Done() { ws.s.Done() }
@@ -153,4 +183,5 @@ func local(v wasm.Verdict) *proxy.LocalResponse {
 var (
 	_ proxy.Policy        = (*wasmPolicy)(nil)
 	_ proxy.StatsReporter = (*wasmPolicy)(nil)
+	_ proxy.BodyStream    = (*wasmStream)(nil)
 )

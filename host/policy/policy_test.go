@@ -54,6 +54,10 @@ func newEcho(t *testing.T) *echo {
 		e.hits++
 		e.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "body=%s len=%d\n", b, r.ContentLength)
+		}
 		for k, vv := range r.Header {
 			for _, v := range vv {
 				fmt.Fprintf(w, "%s: %s\n", k, v)
@@ -363,4 +367,63 @@ func TestModulePin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nope.wasm") {
 		t.Errorf("missing module: err = %v", err)
 	}
+}
+
+// TestBodyPlugin runs the TinyGo body plugin through the gateway: it
+// buffers the request body and upper-cases it, and buffers the response
+// body and appends, prepends or replaces, as configured. The plugin drops
+// Content-Length; the gateway, having the whole body, sends the exact one.
+func TestBodyPlugin(t *testing.T) {
+	for _, tc := range []struct{ mode, want string }{
+		{"append", "body=HELLO WASM len=10\n...-appended"},
+		{"prepend", "prepended-body=HELLO WASM len=10\n..."},
+		{"replace", "replaced"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			e, err := setup(t, policyDoc("body", "tinygo/body.wasm", "    config: {mode: "+tc.mode+"}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, chunked := range []bool{false, true} {
+				var body io.Reader = strings.NewReader("hello wasm")
+				if chunked {
+					body = io.MultiReader(body)
+				}
+				resp, err := client.Post(e.base+"/hello", "text/plain", body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d: %s", resp.StatusCode, got)
+				}
+				if resp.ContentLength != int64(len(got)) {
+					t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(got))
+				}
+				head, tail, _ := strings.Cut(tc.want, "...")
+				if !strings.HasPrefix(string(got), head) || !strings.HasSuffix(string(got), tail) {
+					t.Errorf("chunked=%v: response %q, want %q", chunked, got, tc.want)
+				}
+			}
+		})
+	}
+
+	t.Run("a body over the plugin's buffer limit is refused with 413", func(t *testing.T) {
+		e, err := setup(t, policyDoc("body", "tinygo/body.wasm", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Post(e.base+"/hello", "text/plain", strings.NewReader(strings.Repeat("x", 3<<20)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Errorf("status %d, want 413", resp.StatusCode)
+		}
+		if e.backend.count() != 0 {
+			t.Error("the backend was reached")
+		}
+	})
 }

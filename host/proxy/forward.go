@@ -121,7 +121,9 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 		n, err := io.ReadFull(r.Body, buf[:r.ContentLength])
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "could not read request body", fr.id)
+			if !fr.answeredByPolicy(r.Context(), st, w, r) {
+				writeError(w, http.StatusBadRequest, "could not read request body", fr.id)
+			}
 			return
 		}
 		replay = buf[:n]
@@ -181,10 +183,14 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 
 		if err != nil {
-			a.End(oc.result(), time.Since(start))
 			if cancel != nil {
 				cancel()
 			}
+			if fr.answeredByPolicy(r.Context(), st, w, r) {
+				a.End(upstream.Canceled, time.Since(start))
+				return
+			}
+			a.End(oc.result(), time.Since(start))
 			st.writeAttemptError(w, r, oc, fr.id)
 			return
 		}
@@ -357,8 +363,11 @@ func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *htt
 	rl := fr.rule
 	h := w.Header()
 	removeHopHeaders(resp.Header)
+	var rb *responseBody
 	if cr := fr.chain; cr != nil {
-		local, err := cr.runResponse(r.Context(), st, resp.StatusCode, resp.Header, fr.id)
+		eos := r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+			resp.StatusCode == http.StatusNotModified || (resp.ContentLength == 0 && len(resp.Trailer) == 0)
+		local, err := cr.runResponse(r.Context(), st, resp.StatusCode, resp.Header, eos, fr.id)
 		if err != nil {
 			st.g.log.Warn("policy failed on the response; failing closed", "request_id", fr.id, "error", err)
 			writeError(w, http.StatusServiceUnavailable, "policy failed", fr.id)
@@ -367,6 +376,9 @@ func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *htt
 		if local != nil {
 			writeLocal(w, local.Status, local.Headers, local.Body)
 			return nil
+		}
+		if !eos && cr.hasBody() {
+			rb = &responseBody{st: st, cr: cr, w: w, id: fr.id, status: resp.StatusCode}
 		}
 	}
 	id := h["X-Request-Id"]
@@ -382,19 +394,27 @@ func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *htt
 		h["Trailer"] = names
 	}
 	rl.respHeaders.apply(h)
-	w.WriteHeader(resp.StatusCode)
 
 	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
 	var flusher http.Flusher
 	if flush {
 		flusher, _ = w.(http.Flusher)
-		if flusher != nil {
-			flusher.Flush() // let the client see the headers of a stream at once
-		}
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
+	if rb != nil {
+		rb.flusher = flusher
+		if err := rb.copy(r.Context(), resp, buf); err != nil {
+			return err
+		}
+		copyTrailers(h, resp.Trailer)
+		return nil
+	}
+	w.WriteHeader(resp.StatusCode)
+	if flusher != nil {
+		flusher.Flush() // let the client see the headers of a stream at once
+	}
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -412,17 +432,23 @@ func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *htt
 			return rerr
 		}
 	}
-	if len(resp.Trailer) > 0 {
-		announced := h["Trailer"]
-		for k, vv := range resp.Trailer {
-			if contains(announced, k) {
-				h[k] = vv
-			} else {
-				h[http.TrailerPrefix+k] = vv
-			}
+	copyTrailers(h, resp.Trailer)
+	return nil
+}
+
+// copyTrailers sets the upstream's trailers on the response to the client.
+func copyTrailers(h, trailer http.Header) {
+	if len(trailer) == 0 {
+		return
+	}
+	announced := h["Trailer"]
+	for k, vv := range trailer {
+		if contains(announced, k) {
+			h[k] = vv
+		} else {
+			h[http.TrailerPrefix+k] = vv
 		}
 	}
-	return nil
 }
 
 func isEventStream(h http.Header) bool {

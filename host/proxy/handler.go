@@ -139,6 +139,11 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		writeError(w, http.StatusInternalServerError, "route has no backend", id)
 		return
 	}
+	if cr != nil && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && cr.hasBody() {
+		if !st.prepareRequestBody(r.Context(), w, r, cr, id) {
+			return
+		}
+	}
 
 	peer := peerAddr(r.RemoteAddr)
 	trusted := table.trusted.contains(peer)

@@ -49,12 +49,14 @@ type StreamInfo struct {
 
 // PolicyStream is one policy's view of one request. The gateway calls
 // RequestHeaders before anything goes upstream and ResponseHeaders before
-// the response's status line goes to the client, then Done exactly once.
+// the response's status line goes to the client (endOfStream when the
+// response has no body), then Done exactly once. Streams that also see
+// bodies and trailers implement BodyStream.
 // A non-nil LocalResponse ends the request with that response; an error
 // means the policy failed (its failurePolicy decides what happens).
 type PolicyStream interface {
 	RequestHeaders(ctx context.Context, r *http.Request) (*LocalResponse, error)
-	ResponseHeaders(ctx context.Context, status int, h http.Header) (*LocalResponse, error)
+	ResponseHeaders(ctx context.Context, status int, h http.Header, endOfStream bool) (*LocalResponse, error)
 	Done()
 }
 
@@ -137,6 +139,10 @@ func policiesFor(all []*boundPolicy, gw *configs.Gateway, rt *configs.Route, rul
 type chainRun struct {
 	policies []*boundPolicy
 	streams  []PolicyStream // parallel to policies; nil where skipped
+	// Policies that failed open on a body: parallel to streams, nil until
+	// one does. reqSkip belongs to the request body's reader (which may be
+	// the transport's goroutine), respSkip to the response's copy.
+	reqSkip, respSkip []bool
 }
 
 // runRequest runs the request side of the chain. It returns false if the
@@ -175,17 +181,17 @@ func (st *state) runRequest(ctx context.Context, w http.ResponseWriter, r *http.
 // runResponse runs the response side of the chain on the upstream's
 // status and headers, in reverse order. A non-nil LocalResponse replaces
 // the upstream response.
-func (cr *chainRun) runResponse(ctx context.Context, st *state, status int, h http.Header, requestID string) (*LocalResponse, error) {
-	return cr.responseFrom(ctx, st, len(cr.streams)-1, status, h, requestID)
+func (cr *chainRun) runResponse(ctx context.Context, st *state, status int, h http.Header, eos bool, requestID string) (*LocalResponse, error) {
+	return cr.responseFrom(ctx, st, len(cr.streams)-1, status, h, eos, requestID)
 }
 
-func (cr *chainRun) responseFrom(ctx context.Context, st *state, from, status int, h http.Header, requestID string) (*LocalResponse, error) {
+func (cr *chainRun) responseFrom(ctx context.Context, st *state, from, status int, h http.Header, eos bool, requestID string) (*LocalResponse, error) {
 	for i := from; i >= 0; i-- {
 		s := cr.streams[i]
 		if s == nil {
 			continue
 		}
-		local, err := s.ResponseHeaders(ctx, status, h)
+		local, err := s.ResponseHeaders(ctx, status, h, eos)
 		if err != nil {
 			bp := cr.policies[i]
 			if bp.failOpen {
@@ -209,7 +215,7 @@ func (cr *chainRun) respond(ctx context.Context, w http.ResponseWriter, local *L
 	if h == nil {
 		h = http.Header{}
 	}
-	if again, err := cr.responseFrom(ctx, st, at-1, local.Status, h, requestID); err == nil && again != nil {
+	if again, err := cr.responseFrom(ctx, st, at-1, local.Status, h, len(local.Body) == 0, requestID); err == nil && again != nil {
 		local, h = again, again.Headers
 	}
 	writeLocal(w, local.Status, h, local.Body)

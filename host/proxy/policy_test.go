@@ -51,7 +51,7 @@ func (s *fakeStream) RequestHeaders(ctx context.Context, r *http.Request) (*Loca
 	return nil, nil
 }
 
-func (s *fakeStream) ResponseHeaders(ctx context.Context, status int, h http.Header) (*LocalResponse, error) {
+func (s *fakeStream) ResponseHeaders(ctx context.Context, status int, h http.Header, eos bool) (*LocalResponse, error) {
 	h.Add("X-Chain-Back", s.p.name)
 	return nil, nil
 }

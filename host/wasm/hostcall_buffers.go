@@ -72,10 +72,11 @@ func proxyGetBufferBytes(ctx context.Context, v *vm, mem api.Memory, st []uint64
 // i32 data_size) -> i32 status
 //
 // Replaces buffer[start : start+size] (clamped to the end) with
-// [data, +data_size): start 0 and size 0 prepends, start at the end appends,
-// start 0 and size ≥ len replaces everything.
-// Status: OK; NotFound; BadArgument (read-only buffer, start past the end, or
-// result above MaxBodyBytes); Unimplemented; InvalidMemoryAccess.
+// [data, +data_size): start 0 and size 0 prepends, start at or past the end
+// appends (the SDKs append with start = INT32_MAX, as Envoy allows), start 0
+// and size ≥ len replaces everything.
+// Status: OK; NotFound; BadArgument (read-only buffer, or result above
+// MaxBodyBytes); Unimplemented; InvalidMemoryAccess.
 func proxySetBufferBytes(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	data, dst, s := v.buffer(arg(st, 0))
 	if s != statusOK {
@@ -90,7 +91,7 @@ func proxySetBufferBytes(ctx context.Context, v *vm, mem api.Memory, st []uint64
 	}
 	start, size := uint64(arg(st, 1)), uint64(arg(st, 2))
 	if start > uint64(len(data)) {
-		return statusBadArgument
+		start = uint64(len(data))
 	}
 	end := min(start+size, uint64(len(data)))
 	if uint64(len(data))-(end-start)+uint64(len(in)) > uint64(v.p.opts.MaxBodyBytes) {
