@@ -289,3 +289,67 @@ func TestStatusWithoutGateway(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestValidateChecksModules: validate loads, pins, compiles and starts
+// each Wasm policy's module, and lists every one that fails.
+func TestValidateChecksModules(t *testing.T) {
+	dir := t.TempDir()
+	mods, err := filepath.Abs("../../host/wasm/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(name, module, extra string) string {
+		return fmt.Sprintf(`---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: %s, namespace: ns}
+spec:
+  type: Wasm
+  targetRef: {kind: ProxyGateway, name: gw}
+  wasm:
+    module: %s
+%s`, name, filepath.Join(mods, module), extra)
+	}
+	base := `apiVersion: novaedge.io/v1alpha1
+kind: ProxyGateway
+metadata: {name: gw, namespace: ns}
+spec:
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+`
+	good := base + doc("good", "tinygo/headers.wasm", "")
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(context.Background(), "validate", dir)
+	if err != nil || !strings.Contains(out, "module ok: ns/good") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+
+	bad := base +
+		doc("missing", "tinygo/nope.wasm", "") +
+		doc("pinned", "tinygo/headers.wasm", "    sha256: \""+strings.Repeat("0", 64)+"\"\n") +
+		doc("abi", "abi099.wasm", "") +
+		doc("refused", "tinygo/config.wasm", "    config: {header: \"\"}\n") +
+		doc("fine", "tinygo/noop.wasm", "")
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCmd(context.Background(), "validate", dir)
+	if !errors.As(err, new(exitError)) {
+		t.Fatalf("err = %v, want exit status 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		"ProxyPolicy ns/missing: spec.wasm:", "nope.wasm",
+		"ProxyPolicy ns/pinned: spec.wasm:", "sha256",
+		"ProxyPolicy ns/abi: spec.wasm:", "proxy_abi_version",
+		"ProxyPolicy ns/refused: spec.wasm:", "configuration",
+		"4 problem(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := runCmd(context.Background(), "validate", "--skip-modules", dir); err != nil {
+		t.Errorf("--skip-modules: %v\n%s", err, out)
+	}
+}

@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/wasm"
 )
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var skipModules bool
+	cmd := &cobra.Command{
 		Use:   "validate PATH…",
 		Short: "Check resource files; print every problem and what is not active yet",
 		Long: `Check resource files or directories without serving them.
@@ -19,7 +25,13 @@ func newValidateCmd() *cobra.Command {
 Every problem is printed, one per line, naming the file, the resource and
 the field; the exit status is 1 if there is any. Features that parse and
 validate but that this build does not carry out yet are listed as
-"not active yet" (they do not fail validation).`,
+"not active yet" (they do not fail validation).
+
+The Wasm modules of the policies are checked as the gateway would load
+them: the file is read, its sha256 pin compared, the module compiled and
+its proxy-wasm ABI checked, and the plugin started with its configuration
+(proxy_on_vm_start and proxy_on_configure must accept it).
+--skip-modules leaves that out.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
@@ -36,6 +48,15 @@ validate but that this build does not carry out yet are listed as
 				}
 				return exitError{}
 			}
+			if !skipModules {
+				if ps := checkModules(cmd.Context(), snap, cmd.ErrOrStderr(), out); len(ps) > 0 {
+					for _, p := range ps {
+						fmt.Fprintln(out, p.String())
+					}
+					fmt.Fprintf(out, "%d problem(s)\n", len(ps))
+					return exitError{}
+				}
+			}
 			fmt.Fprintf(out, "ok: %d VIP(s), %d gateway(s), %d backend(s), %d route(s), %d policy(ies); hash %s\n",
 				len(snap.VIPs), len(snap.Gateways), len(snap.Backends), len(snap.Routes), len(snap.Policies), snap.Hash)
 			if ns := proxy.Inactive(snap); len(ns) > 0 {
@@ -47,4 +68,45 @@ validate but that this build does not carry out yet are listed as
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&skipModules, "skip-modules", false, "do not load, compile and start the policies' Wasm modules")
+	return cmd
+}
+
+// checkModules builds every Wasm policy of snap on a throwaway runtime, as
+// the gateway would, and returns a problem for each that fails. Plugins'
+// own log lines go to logOut.
+func checkModules(ctx context.Context, snap *configs.Snapshot, logOut, out io.Writer) configs.Problems {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var wasmPolicies []*configs.Policy
+	for _, p := range snap.Policies {
+		if p.Spec.Type == configs.PolicyWasm && p.Spec.Wasm != nil {
+			wasmPolicies = append(wasmPolicies, p)
+		}
+	}
+	if len(wasmPolicies) == 0 {
+		return nil
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rt, err := wasm.NewRuntime(ctx, wasm.Options{Logger: logger})
+	if err != nil {
+		return configs.Problems{{Message: "wasm runtime: " + err.Error()}}
+	}
+	defer rt.Close(ctx)
+	b := &policy.Builder{Runtime: rt}
+	var ps configs.Problems
+	for _, p := range wasmPolicies {
+		pol, err := b.Build(ctx, p)
+		if err != nil {
+			ps = append(ps, configs.Problem{File: p.Source.File, Line: p.Source.Line, Kind: configs.KindPolicy,
+				Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Field: "spec.wasm", Message: err.Error()})
+			continue
+		}
+		if sr, ok := pol.(proxy.StatsReporter); ok {
+			fmt.Fprintf(out, "module ok: %s/%s: %s (sha256 %s)\n", p.Metadata.Namespace, p.Metadata.Name, p.Spec.Wasm.Module, sr.Stats().Module)
+		}
+		pol.Close()
+	}
+	return ps
 }
