@@ -6,7 +6,7 @@ BIN   := bin/novaedge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build test test-short bench check fuzz tools plugins-testdata clean
+.PHONY: help run build test test-short bench check fuzz tools plugins-testdata plugins-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ tools: ## install what benchmarks use (wrk) and TinyGo for the wasm plugins, ide
 
 plugins-testdata: ## rebuild the proxy-wasm test plugins (host/wasm/testdata/*.wasm) with TinyGo, Go and clang
 	bash host/wasm/testdata/build.sh
+
+plugins-check: ## rebuild the test plugins into a temporary directory; fail if any differs from the committed one
+	bash host/wasm/testdata/build.sh --check
 
 clean: ## remove build output
 	rm -rf bin
