@@ -427,3 +427,55 @@ func TestBodyPlugin(t *testing.T) {
 		}
 	})
 }
+
+// TestPropertiesThroughGateway: the TinyGo properties plugin reads, through
+// proxy_get_property, what the gateway knows of the request: its path and
+// method, the client's address, the policy's name, the route and the
+// backend chosen for it.
+func TestPropertiesThroughGateway(t *testing.T) {
+	e, err := setup(t, policyDoc("props", "tinygo/properties.wasm", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("DELETE", e.base+"/hello/x?q=1", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := map[string]string{
+		"X-Prop-Request-Path":   "/hello/x?q=1",
+		"X-Prop-Request-Method": "DELETE",
+		"X-Prop-Plugin-Name":    "t/props",
+		"X-Prop-Route-Name":     "t/r",
+		"X-Prop-Cluster-Name":   "t/app",
+	}
+	for k, v := range want {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if got := resp.Header.Get("X-Prop-Source-Address"); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("source.address = %q", got)
+	}
+}
+
+// TestTickThroughGateway: the TinyGo tick plugin counts proxy_on_tick calls
+// (every 100 ms) in shared data; requests see the count grow.
+func TestTickThroughGateway(t *testing.T) {
+	e, err := setup(t, policyDoc("tick", "tinygo/tick.wasm", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := e.get(t)
+		if strings.Contains(body, "X-Ticks: ") && !strings.Contains(body, "X-Ticks: 0\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tick seen in 10s:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
