@@ -1,0 +1,141 @@
+package wasm
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTrapInEveryCallback runs a module that traps in one callback,
+// for each callback in turn. The host never crashes; the callback's
+// caller gets an error (or, for the ones whose result nobody waits for,
+// the VM is quietly discarded); the next stream runs on a new VM; and
+// when the plugin is closed no VM and no goroutine is left behind.
+func TestTrapInEveryCallback(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ctx := context.Background()
+	tests := []struct {
+		mode, callback string
+		startFails     bool
+	}{
+		{"a", "proxy_on_context_create", false},
+		{"b", "proxy_on_request_headers", false},
+		{"c", "proxy_on_request_body", false},
+		{"d", "proxy_on_request_trailers", false},
+		{"e", "proxy_on_response_headers", false},
+		{"f", "proxy_on_response_body", false},
+		{"g", "proxy_on_response_trailers", false},
+		{"h", "proxy_on_done", false},
+		{"i", "proxy_on_log", false},
+		{"j", "proxy_on_delete", false},
+		{"k", "proxy_on_vm_start", true},
+		{"l", "proxy_on_configure", true},
+		{"m", "proxy_on_tick", false},
+	}
+	r, _ := newRuntime(t, Options{})
+	for _, tc := range tests {
+		t.Run(tc.callback, func(t *testing.T) {
+			opts := PluginOptions{Name: tc.callback, Configuration: []byte(tc.mode), MaxVMs: 1}
+			if tc.mode == "k" {
+				opts.VMConfiguration = []byte(tc.mode)
+			}
+			m, err := r.Compile(ctx, testdata(t, "trapall"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close(ctx)
+			p, err := m.NewPlugin(ctx, opts)
+			if tc.startFails {
+				if err == nil || !strings.Contains(err.Error(), tc.callback) && !strings.Contains(err.Error(), "unreachable") {
+					p.Close(ctx)
+					t.Fatalf("NewPlugin: err = %v, want a trap in %s", err, tc.callback)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(ctx)
+
+			// One whole stream; the trap must surface where it happens.
+			stream := func() (failedAt string) {
+				s, err := p.NewStream(ctx, StreamInfo{Request: newRequest("/")})
+				if err != nil {
+					return "proxy_on_context_create"
+				}
+				defer s.Done()
+				steps := []struct {
+					name string
+					run  func() error
+				}{
+					{"proxy_on_request_headers", func() error { _, err := s.OnRequestHeaders(ctx, http.Header{}, false); return err }},
+					{"proxy_on_request_body", func() error { b := []byte("x"); _, err := s.OnRequestBody(ctx, &b, true); return err }},
+					{"proxy_on_request_trailers", func() error { _, err := s.OnRequestTrailers(ctx, http.Header{"X-T": {"1"}}); return err }},
+					{"proxy_on_response_headers", func() error { _, err := s.OnResponseHeaders(ctx, 200, http.Header{}, false); return err }},
+					{"proxy_on_response_body", func() error { b := []byte("y"); _, err := s.OnResponseBody(ctx, &b, true); return err }},
+					{"proxy_on_response_trailers", func() error { _, err := s.OnResponseTrailers(ctx, http.Header{"X-T": {"1"}}); return err }},
+				}
+				for _, st := range steps {
+					if err := st.run(); err != nil {
+						return st.name
+					}
+				}
+				return ""
+			}
+
+			switch tc.mode {
+			case "h", "i", "j": // callbacks after the response: nobody waits for them
+				if at := stream(); at != "" {
+					t.Fatalf("stream failed at %s", at)
+				}
+				if st := p.Stats(); st.Failures != 1 || st.VMRebuilds != 1 || st.VMs != 0 {
+					t.Fatalf("after a trap in %s: %+v", tc.callback, st)
+				}
+			case "m": // the tick traps on its own; streams are unaffected
+				deadline := time.Now().Add(10 * time.Second)
+				for p.Stats().VMRebuilds == 0 {
+					if time.Now().After(deadline) {
+						t.Fatal("the trapping tick did not discard its VM")
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				// The next stream starts a new VM (whose tick will trap in
+				// turn); it may lose that race, but never crashes.
+				for i := 0; i < 20; i++ {
+					if stream() == "" {
+						break
+					}
+				}
+			default:
+				if at := stream(); at != tc.callback {
+					t.Fatalf("stream failed at %q, want %s", at, tc.callback)
+				}
+				if st := p.Stats(); st.Failures != 1 || st.VMRebuilds != 1 {
+					t.Fatalf("after a trap in %s: %+v", tc.callback, st)
+				}
+			}
+			// Again, on a new VM: the same, not worse.
+			if tc.mode != "m" {
+				at := stream()
+				if want := map[string]string{"h": "", "i": "", "j": ""}[tc.mode]; tc.mode >= "h" && at != want || tc.mode < "h" && at != tc.callback {
+					t.Fatalf("second stream failed at %q", at)
+				}
+				if st := p.Stats(); st.VMRebuilds != 2 || st.VMs > 1 {
+					t.Fatalf("after the second trap: %+v", st)
+				}
+			}
+		})
+	}
+	_ = r.Close(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
