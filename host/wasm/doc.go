@@ -43,8 +43,8 @@
 // Everything per plugin is resolved from the context a call runs in (a root
 // context or one of its streams): the plugin_name, plugin_root_id and
 // plugin_vm_id properties, the PLUGIN_CONFIGURATION buffer, the plugin name
-// on proxy_log lines, Properties, MaxBodyBytes and the plugin's Stats
-// counters. A tick period set with proxy_set_tick_period_milliseconds belongs
+// on proxy_log lines and on the guest's stdout and stderr lines, Properties,
+// MaxBodyBytes and the plugin's Stats counters. A tick period set with proxy_set_tick_period_milliseconds belongs
 // to the root context of the context that set it, which alone gets its
 // proxy_on_tick; HTTP calls belong to the root context of the context that
 // made them and queues to the root context that registered them, which get
@@ -61,16 +61,21 @@
 // the last plugin of the group leaves.
 //
 // The pool holds up to the largest PluginOptions.MaxVMs of the group's open
-// plugins. CallTimeout and StartTimeout are those of the plugin that created
-// the group. A [Stream] is bound to the least-loaded VM of the pool for its
+// plugins; a new stream that finds no live VM while as many VMs are starting
+// waits for one. CallTimeout and StartTimeout are those of the plugin that
+// created the group. A [Stream] is bound to the least-loaded VM of the pool for its
 // whole life. Calls into one VM are serialized by a mutex; a Stream that is
 // paused waits without holding it.
 //
 // A trap or callback timeout discards the whole VM, with the root contexts
 // and streams of every plugin on it. The next stream of any of those plugins
 // starts a VM on which every plugin still open gets its root context again,
-// created and configured in attach order (ids 1, 2, …); a plugin that
-// refuses its configuration then fails that VM's start, for the whole group.
+// created and configured in attach order (ids 1, 2, …). A plugin that
+// refuses its configuration on such a VM has no root context there (its new
+// streams on it fail with the refusal); the others keep the VM. A trap or a
+// refused VM configuration during that start fails it for the whole group;
+// streams that find no live VM then get that error for a second (the
+// restart back-off) instead of starting VMs again.
 //
 // Shared data, shared queues and metrics live in the [Runtime], not in a VM:
 // a VM can be discarded (after a trap, a callback timeout, or when its memory

@@ -137,8 +137,8 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 		v.mu.Unlock()
 	}()
 
-	out := &logWriter{log: g.log, level: slog.LevelInfo, stream: "stdout"}
-	errOut := &logWriter{log: g.log, level: slog.LevelWarn, stream: "stderr"}
+	out := &logWriter{log: g.log, vm: v, level: slog.LevelInfo, stream: "stdout"}
+	errOut := &logWriter{log: g.log, vm: v, level: slog.LevelWarn, stream: "stderr"}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // called below, exactly one of them
@@ -518,9 +518,12 @@ func fromCtx(ctx context.Context) *vm {
 	return v
 }
 
-// logWriter turns a guest's stdout or stderr into slog lines.
+// logWriter turns a guest's stdout or stderr into slog lines, tagged with the
+// plugin whose context is effective (the guest writes during a callback, with
+// vm.mu held).
 type logWriter struct {
 	log    *slog.Logger
+	vm     *vm
 	level  slog.Level
 	stream string
 	mu     sync.Mutex
@@ -530,17 +533,21 @@ type logWriter struct {
 func (w *logWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	log := w.log
+	if w.vm != nil && w.vm.p != nil {
+		log = w.vm.p.log
+	}
 	w.buf = append(w.buf, b...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
 			break
 		}
-		w.log.Log(context.Background(), w.level, string(w.buf[:i]), "stream", w.stream)
+		log.Log(context.Background(), w.level, string(w.buf[:i]), "stream", w.stream)
 		w.buf = append(w.buf[:0], w.buf[i+1:]...)
 	}
 	if len(w.buf) > 4096 {
-		w.log.Log(context.Background(), w.level, string(w.buf), "stream", w.stream)
+		log.Log(context.Background(), w.level, string(w.buf), "stream", w.stream)
 		w.buf = w.buf[:0]
 	}
 	return len(b), nil
