@@ -21,12 +21,16 @@ import (
 // context was deleted meanwhile); during it the response is readable as
 // map 6/7 and buffer 4. A failed call is delivered with zero headers, body and
 // trailers, as in Envoy. timeout_ms 0 means 30 s.
-// Status: OK; Unimplemented (no HTTPCaller); BadArgument (empty upstream);
+// Status: OK; Unimplemented (no HTTPCaller); NotFound (no root context yet,
+// in the module's start-up function); BadArgument (empty upstream);
 // SerializationFailure; InvalidMemoryAccess.
 func proxyHTTPCall(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	caller := v.p.rt.opts.HTTPCaller
 	if caller == nil {
 		return statusUnimplemented
+	}
+	if v.root == nil { // the module's start-up function: no root context to answer
+		return statusNotFound
 	}
 	up, ok1 := readString(mem, arg(st, 0), arg(st, 1))
 	hb, ok2 := read(mem, arg(st, 2), arg(st, 3))
