@@ -18,18 +18,64 @@
 //
 // # VM model
 //
-// A [Plugin] owns up to PluginOptions.MaxVMs VMs. A VM is one module
-// instance with its own linear memory, its own root context (id 1) and HTTP
-// contexts numbered 2, 3, … in creation order, as in Envoy. A [Stream] is
-// bound to the least-loaded VM for its whole life. Calls into one VM are
-// serialized by a mutex; a Stream that is paused waits without holding it.
+// A VM is one module instance with its own linear memory. Plugins share VMs
+// as in Envoy, where plugin configurations that name the same vm_id share
+// one VM: plugins created from the same [Module] with the same non-empty
+// PluginOptions.VMID, the same VMConfiguration and the same MaxMemoryPages
+// form a group with one pool of VMs, and every VM of the pool hosts one root
+// context per plugin of the group. Unlike Envoy, a plugin with an empty VMID
+// is isolated: its VMs are its own (Envoy shares VMs between all
+// configurations with an empty vm_id and equal code and VM configuration).
 //
-// Envoy lets several plugin configurations that name the same vm_id share one
-// VM (their root contexts get ids 1, 2, …). Here every Plugin has its own
-// VMs, but everything that is keyed by vm_id on the host side (shared data,
-// shared queues) is already keyed by PluginOptions.VMID, and a VM keeps its
-// contexts in a table rather than assuming one root, so sharing can be added
-// without changing the host functions.
+// Context ids come from one counter per VM, as in Envoy and
+// proxy-wasm-cpp-host: the first plugin's root context is 1; a plugin that
+// joins a running VM gets the next id at that moment (2 if no stream has
+// been created yet); HTTP contexts take the next ids and have their plugin's
+// root context as parent (proxy_on_context_create(id, root)). Start-up runs
+// once per VM: instantiation, the module's start function, then for each
+// plugin in attach order proxy_on_context_create(root, 0) and
+// proxy_on_configure(root, size) with that plugin's configuration; the first
+// root context also gets proxy_on_vm_start(root, size) with the VM
+// configuration, before its proxy_on_configure. (proxy-wasm-cpp-host calls
+// proxy_on_vm_start for every root context it creates; here it runs once
+// per instance.)
+//
+// Everything per plugin is resolved from the context a call runs in (a root
+// context or one of its streams): the plugin_name, plugin_root_id and
+// plugin_vm_id properties, the PLUGIN_CONFIGURATION buffer, the plugin name
+// on proxy_log lines and on the guest's stdout and stderr lines, Properties,
+// MaxBodyBytes and the plugin's Stats counters. A tick period set with proxy_set_tick_period_milliseconds belongs
+// to the root context of the context that set it, which alone gets its
+// proxy_on_tick; HTTP calls belong to the root context of the context that
+// made them and queues to the root context that registered them, which get
+// proxy_on_http_call_response and proxy_on_queue_ready.
+//
+// NewPlugin creates and configures the plugin's root context on every live
+// VM of its group (starting one if there is none); a plugin whose
+// proxy_on_configure returns false fails NewPlugin, its root contexts are
+// deleted again (proxy_on_done, proxy_on_delete), and the other plugins of
+// the VMs are not disturbed. Plugin.Close detaches the plugin: on each VM its
+// streams in flight are deleted (proxy_on_delete) and fail with
+// ErrVMDiscarded, proxy_on_done and proxy_on_delete run on its root context,
+// its ticks stop and its HTTP calls are cancelled; the VMs are closed when
+// the last plugin of the group leaves.
+//
+// The pool holds up to the largest PluginOptions.MaxVMs of the group's open
+// plugins; a new stream that finds no live VM while as many VMs are starting
+// waits for one. CallTimeout and StartTimeout are those of the plugin that
+// created the group. A [Stream] is bound to the least-loaded VM of the pool for its
+// whole life. Calls into one VM are serialized by a mutex; a Stream that is
+// paused waits without holding it.
+//
+// A trap or callback timeout discards the whole VM, with the root contexts
+// and streams of every plugin on it. The next stream of any of those plugins
+// starts a VM on which every plugin still open gets its root context again,
+// created and configured in attach order (ids 1, 2, …). A plugin that
+// refuses its configuration on such a VM has no root context there (its new
+// streams on it fail with the refusal); the others keep the VM. A trap or a
+// refused VM configuration during that start fails it for the whole group;
+// streams that find no live VM then get that error for a second (the
+// restart back-off) instead of starting VMs again.
 //
 // Shared data, shared queues and metrics live in the [Runtime], not in a VM:
 // a VM can be discarded (after a trap, a callback timeout, or when its memory
@@ -38,9 +84,12 @@
 // # Threads and goroutines
 //
 // Each VM owns one goroutine that delivers asynchronous callbacks
-// (proxy_on_tick, proxy_on_queue_ready, proxy_on_http_call_response), plus one
-// goroutine per outstanding proxy_http_call. All of them stop when the VM is
-// discarded or its Plugin is closed; Plugin.Close waits for them.
+// (proxy_on_tick of every root context, proxy_on_queue_ready,
+// proxy_on_http_call_response); it stops when the VM is discarded or the last
+// plugin of its group is closed, and that Plugin.Close waits for it. Each
+// outstanding proxy_http_call has a goroutine of its plugin, stopped when the
+// plugin's root context is deleted or the VM discarded; Plugin.Close waits
+// for the plugin's.
 //
 // # Limits
 //

@@ -12,7 +12,7 @@ import (
 //	1 response body           idem (writable)
 //	4 http call response body read-only, during proxy_on_http_call_response
 //	6 VM configuration        read-only, PluginOptions.VMConfiguration
-//	7 plugin configuration    read-only, PluginOptions.Configuration
+//	7 plugin configuration    read-only, PluginOptions.Configuration of the effective plugin
 //
 // Downstream/upstream data (2, 3), gRPC (5) and foreign-function arguments (8)
 // return Unimplemented; unknown types BadArgument.
@@ -38,7 +38,7 @@ func (v *vm) buffer(bt uint32) (data []byte, dst *[]byte, st status) {
 		}
 		return v.httpResp.Body, nil, statusOK
 	case bufferVMConfiguration:
-		return v.p.opts.VMConfiguration, nil, statusOK
+		return v.g.opts.VMConfiguration, nil, statusOK
 	case bufferPluginConfiguration:
 		return v.p.opts.Configuration, nil, statusOK
 	case bufferDownstreamData, bufferUpstreamData, bufferGRPCReceive, bufferForeignArguments:

@@ -14,17 +14,23 @@ import (
 //
 // Starts an HTTP call through Options.HTTPCaller on its own goroutine and
 // stores the call's id (u32 LE, unique per VM) at return_call_id. Headers and
-// trailers are serialized maps (pairs.go). When the call ends,
-// proxy_on_http_call_response(root context, call_id, num_headers, body_size,
-// num_trailers) runs on the same VM; during it the response is readable as
+// trailers are serialized maps (pairs.go). The call belongs to the root
+// context of the effective context, as in Envoy: when it ends,
+// proxy_on_http_call_response(that root context, call_id, num_headers,
+// body_size, num_trailers) runs on the same VM (not at all if the root
+// context was deleted meanwhile); during it the response is readable as
 // map 6/7 and buffer 4. A failed call is delivered with zero headers, body and
 // trailers, as in Envoy. timeout_ms 0 means 30 s.
-// Status: OK; Unimplemented (no HTTPCaller); BadArgument (empty upstream);
+// Status: OK; Unimplemented (no HTTPCaller); NotFound (no root context yet,
+// in the module's start-up function); BadArgument (empty upstream);
 // SerializationFailure; InvalidMemoryAccess.
 func proxyHTTPCall(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	caller := v.p.rt.opts.HTTPCaller
 	if caller == nil {
 		return statusUnimplemented
+	}
+	if v.root == nil { // the module's start-up function: no root context to answer
+		return statusNotFound
 	}
 	up, ok1 := readString(mem, arg(st, 0), arg(st, 1))
 	hb, ok2 := read(mem, arg(st, 2), arg(st, 3))
@@ -48,23 +54,24 @@ func proxyHTTPCall(ctx context.Context, v *vm, mem api.Memory, st []uint64) stat
 	v.nextCall++
 	id := v.nextCall
 	req := HTTPCallRequest{Upstream: up, Headers: headers, Body: slices.Clone(body), Trailers: trailers, Timeout: timeout}
-	v.p.wg.Add(1)
-	go func() { // owned by the VM: v.ctx ends when the VM closes
-		defer v.p.wg.Done()
-		cctx, cancel := context.WithTimeout(v.ctx, timeout)
+	p, root := v.p, v.root
+	p.wg.Add(1)
+	go func() { // owned by the root context: root.ctx ends when it is deleted or the VM closes
+		defer p.wg.Done()
+		cctx, cancel := context.WithTimeout(root.ctx, timeout)
 		resp, err := caller.Call(cctx, req)
 		cancel()
 		if err != nil {
 			v.log.Debug("wasm: http call failed", "upstream", up, "err", err)
 			resp = HTTPCallResponse{}
 		}
-		v.post(func() {
+		v.post(p, func(r *rootCtx) {
 			nh := len(resp.Headers)
 			if resp.Status != 0 {
 				nh++
 			}
 			v.httpResp = &resp
-			_, _ = v.call(v.fn.httpCallResponse, rootContextID, uint64(id), uint64(nh), uint64(len(resp.Body)), uint64(len(resp.Trailers)))
+			_, _ = v.call(v.fn.httpCallResponse, uint64(r.id), uint64(id), uint64(nh), uint64(len(resp.Body)), uint64(len(resp.Trailers)))
 			v.httpResp = nil
 		})
 	}()

@@ -10,19 +10,20 @@ import (
 // proxy_log(i32 level, i32 message_data, i32 message_size) -> i32 status
 //
 // Logs message [message_data, +message_size) at level (proxy_log_level_t:
-// trace 0 … critical 5) through the Runtime's logger, tagged with the plugin
-// name. Trace maps to slog debug-4, critical to error+4.
+// trace 0 … critical 5) through the Runtime's logger, tagged with the name
+// of the plugin whose context is effective. Trace maps to slog debug-4, critical to error+4.
 // Status: OK; InvalidMemoryAccess for a bad range.
 func proxyLog(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	level := slogLevel(arg(st, 0))
-	if !v.log.Enabled(ctx, level) {
+	log := v.p.log // the plugin of the effective context
+	if !log.Enabled(ctx, level) {
 		return statusOK
 	}
 	msg, ok := readString(mem, arg(st, 1), arg(st, 2))
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	v.log.Log(ctx, level, msg, "context_id", v.effective)
+	log.Log(ctx, level, msg, "context_id", v.effective)
 	return statusOK
 }
 
@@ -33,7 +34,7 @@ func proxyLog(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 func proxyGetLogLevel(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	lvl := uint32(logCritical)
 	for l := uint32(logTrace); l <= logCritical; l++ {
-		if v.log.Enabled(ctx, slogLevel(l)) {
+		if v.p.log.Enabled(ctx, slogLevel(l)) {
 			lvl = l
 			break
 		}

@@ -22,9 +22,11 @@ import (
 //	connection.tls_version connection.mtls
 //	response.code response.headers
 //
-// source/destination.address are "ip:port", as in Envoy. Values set with
-// proxy_set_property are visible to proxy_get_property of the same stream (or
-// of the VM's root context). Unknown paths go to PluginOptions.Properties.
+// source/destination.address are "ip:port", as in Envoy. plugin_* are those
+// of the plugin whose context (a root context or one of its streams) is
+// effective. Values set with proxy_set_property are visible to
+// proxy_get_property of the same stream (or of the same root context).
+// Unknown paths go to the effective plugin's PluginOptions.Properties.
 
 // property returns the value of a property path for the effective context.
 func (v *vm) property(path []string) ([]byte, bool) {
@@ -34,8 +36,10 @@ func (v *vm) property(path []string) ([]byte, bool) {
 		if b, ok := s.props[key]; ok {
 			return b, true
 		}
-	} else if b, ok := v.rootProps[key]; ok {
-		return b, true
+	} else if r := v.root; r != nil {
+		if b, ok := r.props[key]; ok {
+			return b, true
+		}
 	}
 	o := &v.p.opts
 	switch key {
@@ -195,9 +199,13 @@ func proxySetProperty(ctx context.Context, v *vm, mem api.Memory, st []uint64) s
 		return statusBadArgument
 	}
 	key := strings.Join(splitPath(b), ".")
-	props := &v.rootProps
+	var props *map[string][]byte
 	if s := v.cur; s != nil {
 		props = &s.props
+	} else if r := v.root; r != nil {
+		props = &r.props
+	} else { // the module's start-up function: no context yet
+		return statusNotFound
 	}
 	if *props == nil {
 		*props = map[string][]byte{}

@@ -9,10 +9,12 @@ import (
 )
 
 // queues are the shared queues, in the Runtime, named by (vm_id, name). The
-// VM that registered a queue last is its owner: proxy_on_queue_ready(root,
-// queue_id) is delivered to that VM's root context, asynchronously, after each
-// enqueue. If the owner VM is gone, another live VM of its plugin gets it
-// (every new VM re-runs proxy_on_configure, where plugins register).
+// root context that registered a queue last (the root context of the
+// effective context) is its owner: proxy_on_queue_ready(root, queue_id) is
+// delivered to that plugin's root context on that VM, asynchronously, after
+// each enqueue. If the owner VM is gone, another live VM of the plugin's group
+// delivers it to the plugin's root context there (every new VM re-runs
+// proxy_on_configure, where plugins register).
 type queues struct {
 	mu     sync.Mutex
 	next   uint32
@@ -73,18 +75,18 @@ func (q *queues) enqueue(id uint32, data []byte) status {
 	if owner == nil || owner.closed.Load() {
 		owner = nil
 		if plug != nil {
-			plug.mu.Lock()
-			for _, v := range plug.vms {
+			plug.g.mu.Lock()
+			for _, v := range plug.g.vms {
 				if !v.closed.Load() {
 					owner = v
 					break
 				}
 			}
-			plug.mu.Unlock()
+			plug.g.mu.Unlock()
 		}
 	}
 	if owner != nil {
-		owner.post(func() { _, _ = owner.call(owner.fn.queueReady, rootContextID, uint64(id)) })
+		owner.post(plug, func(r *rootCtx) { _, _ = owner.call(owner.fn.queueReady, uint64(r.id), uint64(id)) })
 	}
 	return statusOK
 }
@@ -131,7 +133,8 @@ func (q *queues) dropOwner(p *Plugin) {
 // proxy_register_shared_queue(i32 name_data, i32 name_size, i32 return_queue_id) -> i32 status
 //
 // Registers (or re-registers) the queue name under this plugin's vm_id, makes
-// this VM its owner, and stores its id (u32 LE) at return_queue_id.
+// the effective plugin's root context on this VM its owner, and stores its id
+// (u32 LE) at return_queue_id.
 // Status: OK; InvalidMemoryAccess.
 func proxyRegisterSharedQueue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	name, ok := readString(mem, arg(st, 0), arg(st, 1))

@@ -94,19 +94,19 @@ func proxyDone(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 
 // proxy_set_effective_context(i32 context_id) -> i32 status
 //
-// Makes context_id (the root context or a live stream of this VM) the target
-// of the following host calls in this callback.
-// Status: OK; BadArgument (unknown context).
+// Makes context_id (a root context or a live stream of this VM, of any of
+// the plugins sharing it) the target of the following host calls in this
+// callback. Status: OK; BadArgument (unknown context).
 func proxySetEffectiveContext(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	id := arg(st, 0)
-	if id == rootContextID {
-		v.effective, v.cur = id, nil
+	if r := v.roots[id]; r != nil {
+		v.setRoot(r)
 		return statusOK
 	}
 	s := v.streams[id]
 	if s == nil || s.deleted {
 		return statusBadArgument
 	}
-	v.effective, v.cur = id, s
+	v.effective, v.cur, v.root, v.p = id, s, s.root, s.p
 	return statusOK
 }

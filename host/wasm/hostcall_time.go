@@ -17,19 +17,17 @@ func proxyGetCurrentTimeNanoseconds(ctx context.Context, v *vm, mem api.Memory, 
 
 // proxy_set_tick_period_milliseconds(i32 period) -> i32 status
 //
-// Calls proxy_on_tick(root context) of this VM every period milliseconds;
-// 0 stops the ticks. Ticks stop when the VM closes. Status: OK.
+// Calls proxy_on_tick(root) every period milliseconds, where root is the
+// root context of the effective context (as in Envoy, each root context of a
+// shared VM has its own period); 0 stops the ticks. Ticks stop when the root
+// context is deleted or the VM closes. Status: OK; NotFound (no context yet,
+// in the module's start-up function).
 func proxySetTickPeriodMilliseconds(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
-	d := time.Duration(arg(st, 0)) * time.Millisecond
-	for {
-		select {
-		case v.tickCh <- d:
-			return statusOK
-		default:
-			select { // replace a pending, unread period
-			case <-v.tickCh:
-			default:
-			}
-		}
+	r := v.root
+	if r == nil {
+		return statusNotFound
 	}
+	r.tick = time.Duration(arg(st, 0)) * time.Millisecond
+	v.ticksChanged()
+	return statusOK
 }

@@ -81,6 +81,7 @@ type Runtime struct {
 	engines map[uint32]*engine // by memory limit in pages
 	modules map[string]*Module // by sha256 hex
 	plugins map[*Plugin]struct{}
+	groups  map[groupKey]*vmGroup // plugins sharing VMs, by (code, vm_id, VM configuration, memory ceiling)
 
 	shared  sharedData
 	queues  queues
@@ -109,6 +110,7 @@ func NewRuntime(ctx context.Context, opts Options) (*Runtime, error) {
 		engines: map[uint32]*engine{},
 		modules: map[string]*Module{},
 		plugins: map[*Plugin]struct{}{},
+		groups:  map[groupKey]*vmGroup{},
 	}
 	if r.log == nil {
 		r.log = slog.Default()

@@ -74,6 +74,7 @@ type LocalResponse struct {
 type Stream struct {
 	p    *Plugin
 	vm   *vm
+	root *rootCtx // the plugin's root context on vm: the stream's parent
 	id   uint32
 	info StreamInfo
 
@@ -94,10 +95,11 @@ type Stream struct {
 	closeErr     error
 	props        map[string][]byte
 	deleted      bool
+	detached     bool // the plugin left the VM (Plugin.Close): the stream fails
 }
 
-// NewStream creates an HTTP context (proxy_on_context_create) on the
-// least-loaded VM of the plugin.
+// NewStream creates an HTTP context (proxy_on_context_create(id, root), root
+// being the plugin's root context) on the least-loaded VM of the plugin.
 func (p *Plugin) NewStream(ctx context.Context, info StreamInfo) (*Stream, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := p.newStream(ctx, info)
@@ -123,15 +125,19 @@ func (p *Plugin) newStream(ctx context.Context, info StreamInfo) (*Stream, error
 	s := &Stream{p: p, vm: v, info: info, resume: make(chan struct{}, 1), created: time.Now()}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.closed.Load() {
+	s.root = v.rootOf[p]
+	if v.closed.Load() || s.root == nil {
 		v.active.Add(-1)
+		if err := v.refused[p]; err != nil && !v.closed.Load() {
+			return nil, fmt.Errorf("wasm: plugin %q: %w", p.opts.Name, err)
+		}
 		return nil, errPickAgain
 	}
 	s.id = v.nextID
 	v.nextID++
 	v.streams[s.id] = s
-	v.effective, v.cur = rootContextID, nil
-	if _, err := v.call(v.fn.contextCreate, uint64(s.id), rootContextID); err != nil {
+	v.setRoot(s.root)
+	if _, err := v.call(v.fn.contextCreate, uint64(s.id), uint64(s.root.id)); err != nil {
 		delete(v.streams, s.id)
 		v.active.Add(-1)
 		return nil, fmt.Errorf("wasm: plugin %q: proxy_on_context_create: %w", p.opts.Name, err)
@@ -256,7 +262,7 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 	}
 	v := s.vm
 	v.mu.Lock()
-	if v.closed.Load() || s.deleted {
+	if v.closed.Load() || s.deleted || s.detached {
 		v.mu.Unlock()
 		return Verdict{}, v.closedErr()
 	}
@@ -270,6 +276,7 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 	}
 	s.attached = true
 	v.effective, v.cur = s.id, s
+	v.root, v.p = s.root, s.p
 	action, err := invoke(v)
 	v.maybeRetireLocked()
 	if err != nil || api.DecodeU32(action) != actionPause || s.local != nil || s.closeErr != nil {
@@ -291,7 +298,7 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 		err = ctx.Err()
 	}
 	v.mu.Lock()
-	if err == nil && v.closed.Load() {
+	if err == nil && (v.closed.Load() || s.detached) {
 		err = v.closedErr()
 	}
 	if err == nil && after != nil {
@@ -326,14 +333,15 @@ func (s *Stream) Done() {
 		return
 	}
 	s.deleted = true
-	if !v.closed.Load() {
+	if !v.closed.Load() && !s.detached {
 		v.effective, v.cur = s.id, s
+		v.root, v.p = s.root, s.p
 		s.attached = true
 		_, _ = v.call(v.fn.done, uint64(s.id)) // result ignored: no waiting for proxy_done
 		_, _ = v.call(v.fn.log, uint64(s.id))
 		_, _ = v.call(v.fn.delete, uint64(s.id))
 		s.attached = false
-		v.effective, v.cur = rootContextID, nil
+		v.setRoot(s.root)
 	}
 	delete(v.streams, s.id)
 	v.active.Add(-1)

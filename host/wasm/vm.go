@@ -16,17 +16,19 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// rootContextID is the id of a VM's root (plugin) context, as in Envoy.
+// rootContextID is the id of a VM's first root (plugin) context, as in Envoy.
+// Context ids come from one counter per VM: the root contexts of plugins
+// sharing the VM and the HTTP contexts take the next id when they are created.
 const rootContextID = 1
 
 // vmKey finds the VM of a host function call in its context.
 type vmKey struct{}
 
-// vm is one module instance with its own memory. Everything below mu is
-// guarded by it; host functions run with mu held by the caller of the
-// callback.
+// vm is one module instance with its own memory, hosting one root context
+// per plugin of its group. Everything below mu is guarded by it; host
+// functions run with mu held by the caller of the callback.
 type vm struct {
-	p   *Plugin
+	g   *vmGroup
 	log *slog.Logger
 
 	ctx    context.Context // carries vmKey; cancelled to stop a call or close the VM
@@ -42,10 +44,10 @@ type vm struct {
 
 	stop chan struct{} // closed when the VM closes: stops its goroutines
 
-	evMu   sync.Mutex
-	events []func() // async deliveries, run by loop under mu
-	evSig  chan struct{}
-	tickCh chan time.Duration
+	evMu    sync.Mutex
+	events  []event // async deliveries, run by loop under mu
+	evSig   chan struct{}
+	tickSig chan struct{} // a root context's tick period changed
 
 	mu         sync.Mutex
 	mod        api.Module
@@ -56,13 +58,42 @@ type vm struct {
 	fn         callbacks
 	nextID     uint32
 	streams    map[uint32]*Stream
-	effective  uint32  // effective context id
-	cur        *Stream // stream of the effective context; nil for the root
+	effective  uint32   // effective context id
+	cur        *Stream  // stream of the effective context; nil for a root
+	root       *rootCtx // root context of the effective context (its own or its stream's)
+	p          *Plugin  // plugin of the effective context
+	roots      map[uint32]*rootCtx
+	rootOf     map[*Plugin]*rootCtx
+	vmStarted  bool              // proxy_on_vm_start ran
+	refused    map[*Plugin]error // plugins that refused their configuration when the VM started
 	nextCall   uint32
 	httpResp   *HTTPCallResponse // during proxy_on_http_call_response
 	scratch    []byte
-	rootProps  map[string][]byte // proxy_set_property on the root context
-	failErr    error             // why the VM was closed
+	failErr    error // why the VM was closed
+}
+
+// rootCtx is one plugin's root context on one VM. Guarded by vm.mu.
+type rootCtx struct {
+	id    uint32
+	p     *Plugin
+	props map[string][]byte // proxy_set_property on the root context
+	tick  time.Duration     // proxy_set_tick_period_milliseconds
+	gone  bool              // deleted (plugin closed or configuration refused)
+	// ctx ends when the root context is deleted or the VM closes: it bounds
+	// the HTTP calls the plugin made on this VM.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// event is an asynchronous delivery to plugin p's root context on the VM.
+type event struct {
+	p  *Plugin
+	fn func(r *rootCtx)
+}
+
+// setRoot makes root context r effective. mu must be held.
+func (v *vm) setRoot(r *rootCtx) {
+	v.effective, v.cur, v.root, v.p = r.id, nil, r, r.p
 }
 
 // callbacks are the module's exports; a nil one is not exported.
@@ -73,17 +104,24 @@ type callbacks struct {
 	tick, queueReady, httpCallResponse api.Function
 }
 
-// startVM instantiates the module and runs it up to a configured root
-// context. On error everything it created is closed.
-func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
+// startVM instantiates the module, runs its start-up function, and creates
+// and configures a root context for each plugin, in order; the first root
+// context runs proxy_on_vm_start. On error everything it created is closed.
+func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err error) {
+	if len(plugins) == 0 {
+		return nil, ErrClosed
+	}
 	v := &vm{
-		p:       p,
-		log:     p.log,
+		g:       g,
+		p:       plugins[0],
+		log:     g.log,
 		stop:    make(chan struct{}),
 		evSig:   make(chan struct{}, 1),
-		tickCh:  make(chan time.Duration, 1),
+		tickSig: make(chan struct{}, 1),
 		streams: map[uint32]*Stream{},
-		nextID:  rootContextID + 1,
+		roots:   map[uint32]*rootCtx{},
+		rootOf:  map[*Plugin]*rootCtx{},
+		nextID:  rootContextID,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.WithValue(context.Background(), vmKey{}, v))
 	v.timer = time.AfterFunc(time.Hour, func() { v.timedOut.Store(true); v.cancel() })
@@ -92,13 +130,15 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 	defer func() {
 		if err != nil {
 			v.closeLocked(err)
-			err = fmt.Errorf("wasm: plugin %q: start VM: %w", p.opts.Name, err)
+			if !errors.Is(err, errAttach) {
+				err = fmt.Errorf("wasm: plugin %q: start VM: %w", plugins[0].opts.Name, err)
+			}
 		}
 		v.mu.Unlock()
 	}()
 
-	out := &logWriter{log: p.log, level: slog.LevelInfo, stream: "stdout"}
-	errOut := &logWriter{log: p.log, level: slog.LevelWarn, stream: "stderr"}
+	out := &logWriter{log: g.log, vm: v, level: slog.LevelInfo, stream: "stdout"}
+	errOut := &logWriter{log: g.log, vm: v, level: slog.LevelWarn, stream: "stderr"}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // called below, exactly one of them
@@ -108,15 +148,15 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 		WithSysNanotime().
 		WithSysNanosleep().
 		WithRandSource(rand.Reader)
-	cm, err := p.eng.compile(ctx, p.mod.hash, p.mod.code)
+	cm, err := g.eng.compile(ctx, g.mod.hash, g.mod.code)
 	if err != nil {
 		return nil, err
 	}
 	// Start-up calls run under StartTimeout; a start section runs during
 	// instantiation.
-	v.limit = p.opts.StartTimeout
+	v.limit = g.opts.StartTimeout
 	v.timer.Reset(v.limit)
-	mod, err := p.eng.r.InstantiateModule(v.ctx, cm, cfg)
+	mod, err := g.eng.r.InstantiateModule(v.ctx, cm, cfg)
 	if !v.timer.Stop() {
 		return nil, ErrCallTimeout
 	}
@@ -153,11 +193,11 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 		*dst = mod.ExportedFunction(name)
 	}
 
-	p.wg.Add(1)
+	g.wg.Add(1)
 	go v.loop()
 
 	v.effective, v.cur = rootContextID, nil
-	if s := p.mod.startFn; s != "" {
+	if s := g.mod.startFn; s != "" {
 		if _, err := v.call(mod.ExportedFunction(s)); err != nil {
 			var exit *sys.ExitError
 			if errors.As(err, &exit) && s == "_start" {
@@ -166,25 +206,107 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 			return nil, fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	if _, err := v.call(f.contextCreate, rootContextID, 0); err != nil {
-		return nil, fmt.Errorf("proxy_on_context_create(root): %w", err)
+	var refused error
+	for _, p := range plugins {
+		err := v.attachLocked(p)
+		switch {
+		case err == nil:
+		case len(plugins) == 1:
+			return nil, err
+		case errors.Is(err, errRefused) && !v.closed.Load():
+			// A plugin refusing its configuration on a rebuilt VM does not
+			// take the VM from the others: its streams on it fail.
+			refused = fmt.Errorf("%w: plugin %q: %w", errAttach, p.opts.Name, err)
+			if v.refused == nil {
+				v.refused = map[*Plugin]error{}
+			}
+			v.refused[p] = err
+			v.log.Warn("wasm: plugin refused its configuration on a new VM", "plugin", p.opts.Name)
+		default:
+			return nil, fmt.Errorf("%w: plugin %q: %w", errAttach, p.opts.Name, err)
+		}
 	}
-	ok, err := v.call(f.vmStart, rootContextID, uint64(len(p.opts.VMConfiguration)))
+	if len(v.roots) == 0 && refused != nil {
+		return nil, refused
+	}
+	v.limit = g.opts.CallTimeout
+	return v, nil
+}
+
+// errAttach marks the failure of a plugin's root context while a shared VM
+// starts for several plugins.
+var errAttach = errors.New("wasm: start shared VM")
+
+// errRefused: proxy_on_configure returned false.
+var errRefused = errors.New("proxy_on_configure returned false: the plugin refused its configuration")
+
+// attachLocked creates plugin p's root context on v, with the next context
+// id: proxy_on_context_create(id, 0), proxy_on_vm_start(id, size) if no
+// root context ran it yet, then proxy_on_configure(id, size) with p's
+// configuration. A refused configuration deletes the root context again
+// (proxy_on_done, proxy_on_delete) and leaves the VM to its other plugins;
+// a trap or timeout closes the VM. The calls run under StartTimeout. mu must
+// be held.
+func (v *vm) attachLocked(p *Plugin) error {
+	limit := v.limit
+	v.limit = v.g.opts.StartTimeout
+	defer func() { v.limit = limit }()
+	r := &rootCtx{id: v.nextID, p: p}
+	v.nextID++
+	r.ctx, r.cancel = context.WithCancel(v.ctx)
+	v.roots[r.id], v.rootOf[p] = r, r
+	v.setRoot(r)
+	f := &v.fn
+	if _, err := v.call(f.contextCreate, uint64(r.id), 0); err != nil {
+		return fmt.Errorf("proxy_on_context_create(root): %w", err)
+	}
+	if !v.vmStarted {
+		v.vmStarted = true
+		ok, err := v.call(f.vmStart, uint64(r.id), uint64(len(v.g.opts.VMConfiguration)))
+		if err != nil {
+			return fmt.Errorf("proxy_on_vm_start: %w", err)
+		}
+		if f.vmStart != nil && api.DecodeU32(ok) == 0 {
+			return errors.New("proxy_on_vm_start returned false: the plugin refused its VM configuration")
+		}
+	}
+	ok, err := v.call(f.configure, uint64(r.id), uint64(len(p.opts.Configuration)))
 	if err != nil {
-		return nil, fmt.Errorf("proxy_on_vm_start: %w", err)
-	}
-	if f.vmStart != nil && api.DecodeU32(ok) == 0 {
-		return nil, errors.New("proxy_on_vm_start returned false: the plugin refused its VM configuration")
-	}
-	ok, err = v.call(f.configure, rootContextID, uint64(len(p.opts.Configuration)))
-	if err != nil {
-		return nil, fmt.Errorf("proxy_on_configure: %w", err)
+		return fmt.Errorf("proxy_on_configure: %w", err)
 	}
 	if f.configure != nil && api.DecodeU32(ok) == 0 {
-		return nil, errors.New("proxy_on_configure returned false: the plugin refused its configuration")
+		v.detachRootLocked(r)
+		return errRefused
 	}
-	v.limit = p.opts.CallTimeout
-	return v, nil
+	return nil
+}
+
+// detachRootLocked deletes root context r: the streams of its plugin on
+// this VM are deleted (proxy_on_delete) and fail with ErrVMDiscarded, then
+// proxy_on_done and proxy_on_delete run on r, as Envoy does for a removed
+// root context; its ticks and HTTP calls stop. mu must be held.
+func (v *vm) detachRootLocked(r *rootCtx) {
+	for id, s := range v.streams {
+		if s.root != r {
+			continue
+		}
+		v.effective, v.cur, v.root, v.p = id, s, r, r.p
+		_, _ = v.call(v.fn.delete, uint64(id))
+		s.detached = true
+		delete(v.streams, id)
+		s.wake()
+	}
+	v.setRoot(r)
+	_, _ = v.call(v.fn.done, uint64(r.id)) // result ignored, as for streams
+	_, _ = v.call(v.fn.delete, uint64(r.id))
+	r.gone = true
+	r.cancel()
+	delete(v.roots, r.id)
+	delete(v.rootOf, r.p)
+	if r.tick != 0 {
+		r.tick = 0
+		v.ticksChanged()
+	}
 }
 
 // call runs one export with args under the call timeout and returns its first
@@ -212,7 +334,7 @@ func (v *vm) call(fn api.Function, args ...uint64) (uint64, error) {
 	if fired || v.timedOut.Load() {
 		err = ErrCallTimeout
 	}
-	v.p.rebuilds.Add(1)
+	v.countRebuildLocked()
 	v.log.Warn("wasm: callback failed; VM discarded", "func", fn.Definition().Name(), "err", err)
 	v.closeLocked(err)
 	return 0, err
@@ -242,14 +364,25 @@ func (v *vm) closeLocked(why error) {
 	for _, s := range v.streams {
 		s.wake()
 	}
-	v.p.rt.queues.dropVM(v)
+	v.g.rt.queues.dropVM(v)
 }
 
-// post queues fn to run on the VM's goroutine with mu held and the root
-// context effective. It never blocks and never drops.
-func (v *vm) post(fn func()) {
+// countRebuildLocked counts a discarded VM against every plugin on it.
+func (v *vm) countRebuildLocked() {
+	for _, r := range v.roots {
+		r.p.rebuilds.Add(1)
+	}
+	if len(v.roots) == 0 && v.p != nil { // failed before its first root context
+		v.p.rebuilds.Add(1)
+	}
+}
+
+// post queues fn to run on the VM's goroutine with mu held and plugin p's
+// root context effective; it is dropped if p has no root context on the VM
+// by then. post never blocks.
+func (v *vm) post(p *Plugin, fn func(r *rootCtx)) {
 	v.evMu.Lock()
-	v.events = append(v.events, fn)
+	v.events = append(v.events, event{p, fn})
 	v.evMu.Unlock()
 	select {
 	case v.evSig <- struct{}{}:
@@ -257,54 +390,108 @@ func (v *vm) post(fn func()) {
 	}
 }
 
-// loop is the VM's goroutine: ticks and posted events. It ends when the VM
-// closes.
+// ticksChanged tells the loop to re-read the root contexts' tick periods.
+// It never blocks.
+func (v *vm) ticksChanged() {
+	select {
+	case v.tickSig <- struct{}{}:
+	default:
+	}
+}
+
+// tickState is the loop's schedule of one root context's ticks.
+type tickState struct {
+	period time.Duration
+	next   time.Time
+}
+
+// loop is the VM's goroutine: ticks of every root context and posted
+// events. It ends when the VM closes.
 func (v *vm) loop() {
-	defer v.p.wg.Done()
-	var ticker *time.Ticker
-	var tick <-chan time.Time
-	defer func() {
-		if ticker != nil {
-			ticker.Stop()
+	defer v.g.wg.Done()
+	sched := map[*rootCtx]*tickState{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	arm := func() {
+		var first time.Time
+		for _, ts := range sched {
+			if first.IsZero() || ts.next.Before(first) {
+				first = ts.next
+			}
 		}
-	}()
+		if first.IsZero() {
+			timer.Stop()
+			return
+		}
+		timer.Reset(time.Until(first))
+	}
 	for {
 		select {
 		case <-v.stop:
 			return
-		case d := <-v.tickCh:
-			if ticker != nil {
-				ticker.Stop()
-				ticker, tick = nil, nil
+		case <-v.tickSig:
+			now := time.Now()
+			v.mu.Lock()
+			for r := range sched {
+				if r.gone || r.tick <= 0 {
+					delete(sched, r)
+				}
 			}
-			if d > 0 {
-				ticker = time.NewTicker(d)
-				tick = ticker.C
+			for _, r := range v.roots {
+				if r.tick <= 0 {
+					continue
+				}
+				if ts := sched[r]; ts == nil || ts.period != r.tick {
+					sched[r] = &tickState{period: r.tick, next: now.Add(r.tick)}
+				}
 			}
-		case <-tick:
-			v.runRoot(func() { _, _ = v.call(v.fn.tick, rootContextID) })
+			v.mu.Unlock()
+			arm()
+		case <-timer.C:
+			now := time.Now()
+			for r, ts := range sched {
+				if now.Before(ts.next) {
+					continue
+				}
+				if ts.next = ts.next.Add(ts.period); ts.next.Before(now) {
+					ts.next = now.Add(ts.period)
+				}
+				v.runRoot(r, func(r *rootCtx) { _, _ = v.call(v.fn.tick, uint64(r.id)) })
+			}
+			arm()
 		case <-v.evSig:
 			v.evMu.Lock()
 			evs := v.events
 			v.events = nil
 			v.evMu.Unlock()
 			for _, ev := range evs {
-				v.runRoot(ev)
+				v.runEvent(ev)
 			}
 		}
 	}
 }
 
-// runRoot runs fn with mu held and the root context effective.
-func (v *vm) runRoot(fn func()) {
+// runRoot runs fn with mu held and root context r effective, unless the VM
+// is closed or r deleted.
+func (v *vm) runRoot(r *rootCtx, fn func(r *rootCtx)) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.closed.Load() {
+	if v.closed.Load() || r == nil || r.gone {
 		return
 	}
-	v.effective, v.cur = rootContextID, nil
-	fn()
+	v.setRoot(r)
+	fn(r)
 	v.maybeRetireLocked()
+}
+
+// runEvent runs a posted event on its plugin's root context, if the plugin
+// still has one on the VM.
+func (v *vm) runEvent(ev event) {
+	v.mu.Lock()
+	r := v.rootOf[ev.p]
+	v.mu.Unlock()
+	v.runRoot(r, ev.fn)
 }
 
 // maybeRetireLocked retires a VM whose memory grew past 3/4 of the ceiling:
@@ -313,10 +500,10 @@ func (v *vm) maybeRetireLocked() {
 	if v.closed.Load() || v.mem == nil {
 		return
 	}
-	soft := uint64(v.p.opts.MaxMemoryPages) * 65536 * 3 / 4
+	soft := uint64(v.g.opts.MaxMemoryPages) * 65536 * 3 / 4
 	if uint64(v.mem.Size()) > soft {
 		if !v.retiring.Swap(true) {
-			v.p.rebuilds.Add(1)
+			v.countRebuildLocked()
 			v.log.Info("wasm: VM memory above soft ceiling; retiring it", "bytes", v.mem.Size())
 		}
 	}
@@ -331,9 +518,12 @@ func fromCtx(ctx context.Context) *vm {
 	return v
 }
 
-// logWriter turns a guest's stdout or stderr into slog lines.
+// logWriter turns a guest's stdout or stderr into slog lines, tagged with the
+// plugin whose context is effective (the guest writes during a callback, with
+// vm.mu held).
 type logWriter struct {
 	log    *slog.Logger
+	vm     *vm
 	level  slog.Level
 	stream string
 	mu     sync.Mutex
@@ -343,17 +533,21 @@ type logWriter struct {
 func (w *logWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	log := w.log
+	if w.vm != nil && w.vm.p != nil {
+		log = w.vm.p.log
+	}
 	w.buf = append(w.buf, b...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
 			break
 		}
-		w.log.Log(context.Background(), w.level, string(w.buf[:i]), "stream", w.stream)
+		log.Log(context.Background(), w.level, string(w.buf[:i]), "stream", w.stream)
 		w.buf = append(w.buf[:0], w.buf[i+1:]...)
 	}
 	if len(w.buf) > 4096 {
-		w.log.Log(context.Background(), w.level, string(w.buf), "stream", w.stream)
+		log.Log(context.Background(), w.level, string(w.buf), "stream", w.stream)
 		w.buf = w.buf[:0]
 	}
 	return len(b), nil
