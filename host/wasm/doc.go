@@ -32,13 +32,12 @@
 // joins a running VM gets the next id at that moment (2 if no stream has
 // been created yet); HTTP contexts take the next ids and have their plugin's
 // root context as parent (proxy_on_context_create(id, root)). Start-up runs
-// once per VM: instantiation, the module's start function, then for each
-// plugin in attach order proxy_on_context_create(root, 0) and
-// proxy_on_configure(root, size) with that plugin's configuration; the first
-// root context also gets proxy_on_vm_start(root, size) with the VM
-// configuration, before its proxy_on_configure. (proxy-wasm-cpp-host calls
-// proxy_on_vm_start for every root context it creates; here it runs once
-// per instance.)
+// once per VM: instantiation and the module's start function; then, for each
+// plugin in attach order, proxy_on_context_create(root, 0),
+// proxy_on_vm_start(root, size) with the VM configuration, and
+// proxy_on_configure(root, size) with that plugin's configuration. As in
+// proxy-wasm-cpp-host, proxy_on_vm_start runs for every root context, not
+// once per instance.
 //
 // Everything per plugin is resolved from the context a call runs in (a root
 // context or one of its streams): the plugin_name, plugin_root_id and

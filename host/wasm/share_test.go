@@ -116,8 +116,8 @@ func sharedPair(t *testing.T, r *Runtime, cfgA, cfgB string) (a, b *Plugin) {
 // TestSharedVMContextIDs: two plugins naming the same vm_id run in one module
 // instance (a counter in guest memory counts the requests of both) with one
 // root context each, numbered 1 and 2 from the VM's counter, then HTTP
-// contexts 3, 4, … whose parent is their plugin's root context. Start-up runs
-// once; each root context is configured with its own configuration and sees
+// contexts 3, 4, … whose parent is their plugin's root context. The module
+// starts once; proxy_on_vm_start runs for each root context; each root context is configured with its own configuration and sees
 // its own plugin_name and plugin_root_id.
 func TestSharedVMContextIDs(t *testing.T) {
 	r, lb := newRuntime(t, Options{})
@@ -148,7 +148,7 @@ func TestSharedVMContextIDs(t *testing.T) {
 	evs := guestEvents(t, v)
 	want := []guestEvent{
 		{evCreate, 1, 0}, {evVMStart, 1, 5}, {evConfigure, 1, 5}, // a: "alpha"
-		{evCreate, 2, 0}, {evConfigure, 2, 4}, // b: "beta", no second vm_start
+		{evCreate, 2, 0}, {evVMStart, 2, 5}, {evConfigure, 2, 4}, // b: "beta"; vm_start for each root, as in proxy-wasm-cpp-host
 		{evCreate, 3, 1}, {evRequest, 3, 1}, {evDone, 3, 0}, {evDelete, 3, 0},
 		{evCreate, 4, 2}, {evRequest, 4, 2}, {evDone, 4, 0}, {evDelete, 4, 0},
 		{evCreate, 5, 1}, {evRequest, 5, 3}, {evDone, 5, 0}, {evDelete, 5, 0},
@@ -157,7 +157,7 @@ func TestSharedVMContextIDs(t *testing.T) {
 		t.Fatalf("guest saw\n%v\nwant\n%v", evs, want)
 	}
 	sa, sb := a.Stats(), b.Stats()
-	if sa.VMs != 1 || sb.VMs != 1 || sa.Calls != 3+2*4 || sb.Calls != 2+4 {
+	if sa.VMs != 1 || sb.VMs != 1 || sa.Calls != 3+2*4 || sb.Calls != 3+4 {
 		t.Fatalf("stats a %+v b %+v", sa, sb)
 	}
 }
@@ -244,7 +244,7 @@ func TestSharedVMTrap(t *testing.T) {
 		t.Fatal("not one rebuilt VM")
 	}
 	evs := guestEvents(t, v)
-	want := []guestEvent{{evCreate, 1, 0}, {evVMStart, 1, 5}, {evConfigure, 1, 5}, {evCreate, 2, 0}, {evConfigure, 2, 4}}
+	want := []guestEvent{{evCreate, 1, 0}, {evVMStart, 1, 5}, {evConfigure, 1, 5}, {evCreate, 2, 0}, {evVMStart, 2, 5}, {evConfigure, 2, 4}}
 	if len(evs) < len(want) || fmt.Sprint(evs[:len(want)]) != fmt.Sprint(want) {
 		t.Fatalf("rebuilt VM saw %v", evs)
 	}
@@ -274,8 +274,8 @@ func TestSharedVMRefusedConfiguration(t *testing.T) {
 	}
 	wantHeaders(t, h, map[string]string{"X-Count": "2", "X-Ctx": "4", "X-Parent": "1", "X-Config": "alpha"})
 	evs := guestEvents(t, v)
-	want := []guestEvent{{evCreate, 3, 0}, {evConfigure, 3, 6}, {evDone, 3, 0}, {evDelete, 3, 0}}
-	if fmt.Sprint(evs[7:11]) != fmt.Sprint(want) {
+	want := []guestEvent{{evCreate, 3, 0}, {evVMStart, 3, 0}, {evConfigure, 3, 6}, {evDone, 3, 0}, {evDelete, 3, 0}}
+	if fmt.Sprint(evs[7:12]) != fmt.Sprint(want) {
 		t.Fatalf("guest saw %v", evs)
 	}
 	if st := a.Stats(); st.VMs != 1 || st.VMRebuilds != 0 || st.Failures != 0 {
@@ -529,7 +529,7 @@ func TestSharedVMRefusedOnRebuild(t *testing.T) {
 		t.Fatalf("b on the rebuilt VM: %v", err)
 	}
 	evs := guestEvents(t, onlyVM(t, a))
-	want := []guestEvent{{evCreate, 1, 0}, {evVMStart, 1, 5}, {evConfigure, 1, 5}, {evCreate, 2, 0}, {evConfigure, 2, 4}, {evDone, 2, 0}, {evDelete, 2, 0}}
+	want := []guestEvent{{evCreate, 1, 0}, {evVMStart, 1, 5}, {evConfigure, 1, 5}, {evCreate, 2, 0}, {evVMStart, 2, 5}, {evConfigure, 2, 4}, {evDone, 2, 0}, {evDelete, 2, 0}}
 	if len(evs) < len(want) || fmt.Sprint(evs[:len(want)]) != fmt.Sprint(want) {
 		t.Fatalf("rebuilt VM saw %v", evs)
 	}

@@ -64,7 +64,6 @@ type vm struct {
 	p          *Plugin  // plugin of the effective context
 	roots      map[uint32]*rootCtx
 	rootOf     map[*Plugin]*rootCtx
-	vmStarted  bool              // proxy_on_vm_start ran
 	refused    map[*Plugin]error // plugins that refused their configuration when the VM started
 	nextCall   uint32
 	httpResp   *HTTPCallResponse // during proxy_on_http_call_response
@@ -237,13 +236,24 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 // starts for several plugins.
 var errAttach = errors.New("wasm: start shared VM")
 
-// errRefused: proxy_on_configure returned false.
-var errRefused = errors.New("proxy_on_configure returned false: the plugin refused its configuration")
+// errRefused: proxy_on_configure (or proxy_on_vm_start) returned false.
+var (
+	errRefused   = errors.New("proxy_on_configure returned false: the plugin refused its configuration")
+	errVMRefused = refusal("proxy_on_vm_start returned false: the plugin refused its VM configuration")
+)
+
+// refusal is a refusal other than proxy_on_configure's; errors.Is matches
+// it with errRefused.
+type refusal string
+
+func (r refusal) Error() string        { return string(r) }
+func (r refusal) Is(target error) bool { return target == errRefused }
 
 // attachLocked creates plugin p's root context on v, with the next context
-// id: proxy_on_context_create(id, 0), proxy_on_vm_start(id, size) if no
-// root context ran it yet, then proxy_on_configure(id, size) with p's
-// configuration. A refused configuration deletes the root context again
+// id: proxy_on_context_create(id, 0), proxy_on_vm_start(id, size) (for
+// every root context, as proxy-wasm-cpp-host does), then
+// proxy_on_configure(id, size) with p's configuration. A refused VM
+// configuration or configuration deletes the root context again
 // (proxy_on_done, proxy_on_delete) and leaves the VM to its other plugins;
 // a trap or timeout closes the VM. The calls run under StartTimeout. mu must
 // be held.
@@ -260,17 +270,15 @@ func (v *vm) attachLocked(p *Plugin) error {
 	if _, err := v.call(f.contextCreate, uint64(r.id), 0); err != nil {
 		return fmt.Errorf("proxy_on_context_create(root): %w", err)
 	}
-	if !v.vmStarted {
-		v.vmStarted = true
-		ok, err := v.call(f.vmStart, uint64(r.id), uint64(len(v.g.opts.VMConfiguration)))
-		if err != nil {
-			return fmt.Errorf("proxy_on_vm_start: %w", err)
-		}
-		if f.vmStart != nil && api.DecodeU32(ok) == 0 {
-			return errors.New("proxy_on_vm_start returned false: the plugin refused its VM configuration")
-		}
+	ok, err := v.call(f.vmStart, uint64(r.id), uint64(len(v.g.opts.VMConfiguration)))
+	if err != nil {
+		return fmt.Errorf("proxy_on_vm_start: %w", err)
 	}
-	ok, err := v.call(f.configure, uint64(r.id), uint64(len(p.opts.Configuration)))
+	if f.vmStart != nil && api.DecodeU32(ok) == 0 {
+		v.detachRootLocked(r)
+		return errVMRefused
+	}
+	ok, err = v.call(f.configure, uint64(r.id), uint64(len(p.opts.Configuration)))
 	if err != nil {
 		return fmt.Errorf("proxy_on_configure: %w", err)
 	}
