@@ -476,10 +476,18 @@ type HSTS struct {
 
 // Wasm runs a user's proxy-wasm module.
 type Wasm struct {
+	// Module is a file path (relative to the declaring file) or the name
+	// of a module bundled in the binary.
 	Module string `json:"module"`
+	// SHA256 pins the module's content (hex).
 	SHA256 string `json:"sha256,omitempty"`
+	// RootID is the plugin's root_id: which root context of the module
+	// the policy configures (SDKs that host several plugins use it).
 	RootID string `json:"rootId,omitempty"`
-	VMID   string `json:"vmId,omitempty"`
+	// VMID names a VM to share: policies with the same module, vmId,
+	// vmConfig and maxMemory run in the same VMs (one root context each),
+	// as Envoy's vm_id. Empty: the policy's VMs are its own.
+	VMID string `json:"vmId,omitempty"`
 	// Config is passed to the plugin as its configuration (JSON).
 	Config any `json:"config,omitempty"`
 	// VMConfig is passed to the plugin's VM at start (JSON).
