@@ -77,11 +77,11 @@ type Stream struct {
 	id   uint32
 	info StreamInfo
 
-	resume  chan struct{} // signalled by continue/local response/VM close
 	created time.Time
 
 	// guarded by vm.mu
-	attached     bool // the caller's maps may be used by host functions
+	resume       chan struct{} // signalled by continue/local response/VM close; made when first needed
+	attached     bool          // the caller's maps may be used by host functions
 	reqHeaders   http.Header
 	respHeaders  http.Header
 	reqTrailers  http.Header
@@ -120,7 +120,7 @@ func (p *Plugin) newStream(ctx context.Context, info StreamInfo) (*Stream, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Stream{p: p, vm: v, info: info, resume: make(chan struct{}, 1), created: time.Now()}
+	s := &Stream{p: p, vm: v, info: info, created: time.Now()}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.closed.Load() {
@@ -153,9 +153,18 @@ func (s *Stream) ResponseStatus() int {
 // wake signals a paused stream. Called with vm.mu held.
 func (s *Stream) wake() {
 	select {
-	case s.resume <- struct{}{}:
+	case s.resumeChan() <- struct{}{}:
 	default:
 	}
+}
+
+// resumeChan returns s.resume, making it on first use (most streams never
+// pause). Called with vm.mu held.
+func (s *Stream) resumeChan() chan struct{} {
+	if s.resume == nil {
+		s.resume = make(chan struct{}, 1)
+	}
+	return s.resume
 }
 
 // OnRequestHeaders runs proxy_on_request_headers over h.
@@ -264,9 +273,11 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 		v.mu.Unlock()
 		return Verdict{}, err
 	}
-	select { // a continue from before this callback does not count
-	case <-s.resume:
-	default:
+	if s.resume != nil {
+		select { // a continue from before this callback does not count
+		case <-s.resume:
+		default:
+		}
 	}
 	s.attached = true
 	v.effective, v.cur = s.id, s
@@ -278,11 +289,12 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 		}
 		return s.finish(err)
 	}
+	resume := s.resumeChan()
 	v.mu.Unlock()
 
 	t := time.NewTimer(s.p.opts.PauseTimeout)
 	select {
-	case <-s.resume:
+	case <-resume:
 		t.Stop()
 	case <-t.C:
 		err = ErrPauseTimeout
@@ -329,9 +341,17 @@ func (s *Stream) Done() {
 	if !v.closed.Load() {
 		v.effective, v.cur = s.id, s
 		s.attached = true
-		_, _ = v.call(v.fn.done, uint64(s.id)) // result ignored: no waiting for proxy_done
-		_, _ = v.call(v.fn.log, uint64(s.id))
-		_, _ = v.call(v.fn.delete, uint64(s.id))
+		// Results ignored: no waiting for proxy_done.
+		if v.fnDoneLogDelete != nil {
+			// One Go-to-wasm call for the three (batch.go), under one
+			// CallTimeout; counted as the three callbacks it makes.
+			v.p.calls.Add(2)
+			_, _ = v.call(v.fnDoneLogDelete, uint64(s.id))
+		} else {
+			_, _ = v.call(v.fn.done, uint64(s.id))
+			_, _ = v.call(v.fn.log, uint64(s.id))
+			_, _ = v.call(v.fn.delete, uint64(s.id))
+		}
 		s.attached = false
 		v.effective, v.cur = rootContextID, nil
 	}

@@ -47,22 +47,24 @@ type vm struct {
 	evSig  chan struct{}
 	tickCh chan time.Duration
 
-	mu         sync.Mutex
-	mod        api.Module
-	mem        api.Memory
-	stack      [8]uint64
-	allocStack [1]uint64
-	fnMalloc   api.Function
-	fn         callbacks
-	nextID     uint32
-	streams    map[uint32]*Stream
-	effective  uint32  // effective context id
-	cur        *Stream // stream of the effective context; nil for the root
-	nextCall   uint32
-	httpResp   *HTTPCallResponse // during proxy_on_http_call_response
-	scratch    []byte
-	rootProps  map[string][]byte // proxy_set_property on the root context
-	failErr    error             // why the VM was closed
+	mu              sync.Mutex
+	mod             api.Module
+	mem             api.Memory
+	stack           [8]uint64
+	allocStack      [1]uint64
+	fnMalloc        api.Function
+	fn              callbacks
+	batchMod        api.Module   // helper linked to this VM's exports (batch.go); may be nil
+	fnDoneLogDelete api.Function // batchMod's done_log_delete; nil: call one by one
+	nextID          uint32
+	streams         map[uint32]*Stream
+	effective       uint32  // effective context id
+	cur             *Stream // stream of the effective context; nil for the root
+	nextCall        uint32
+	httpResp        *HTTPCallResponse // during proxy_on_http_call_response
+	scratch         []byte
+	rootProps       map[string][]byte // proxy_set_property on the root context
+	failErr         error             // why the VM was closed
 }
 
 // callbacks are the module's exports; a nil one is not exported.
@@ -128,6 +130,7 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 	if v.mem == nil {
 		return nil, errors.New("module has no memory")
 	}
+	v.memBytes.Store(v.mem.Size()) // Stats before any call
 	v.fnMalloc = mod.ExportedFunction("proxy_on_memory_allocate")
 	if v.fnMalloc == nil {
 		v.fnMalloc = mod.ExportedFunction("malloc")
@@ -152,6 +155,7 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 	} {
 		*dst = mod.ExportedFunction(name)
 	}
+	v.batchMod, v.fnDoneLogDelete = p.eng.instantiateBatch(ctx, mod)
 
 	p.wg.Add(1)
 	go v.loop()
@@ -236,6 +240,9 @@ func (v *vm) closeLocked(why error) {
 	v.timer.Stop()
 	v.cancel()
 	close(v.stop)
+	if v.batchMod != nil {
+		_ = v.batchMod.Close(context.Background())
+	}
 	if v.mod != nil {
 		_ = v.mod.Close(context.Background())
 	}
