@@ -9,108 +9,166 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-// Batching the end of a stream.
+// Batching calls into the guest.
 //
 // With WithCloseOnContextDone (which enforces CallTimeout), wazero v1.12
 // starts a goroutine and makes a channel for every call from Go into wasm,
 // whatever the context: about 1 µs per call on a 2-core machine, more than a
-// no-op callback itself. Stream.Done makes three calls (proxy_on_done,
-// proxy_on_log, proxy_on_delete). A tiny helper module, instantiated per VM
-// and linked to that VM's exports, makes the three calls from wasm, so Done
-// costs one Go-to-wasm call instead of three.
+// no-op callback itself. A request with a TinyGo SDK plugin made six such
+// calls. Two tiny
+// helper modules, instantiated per VM and linked to that VM's exports, make
+// several callbacks from wasm in one Go-to-wasm call:
 //
-// Termination is unchanged: the call runs under the VM's context and
-// timer; when the context is cancelled wazero closes the helper module, and
-// the plugin's code, running on the helper's call stack, stops at its next
-// loop or function-entry check (wazero checks the module of the outermost
-// call). The VM is then discarded as for any timeout.
+//   - done_log_delete(id): proxy_on_done (result dropped), proxy_on_log,
+//     proxy_on_delete. Stream.Done uses it: one call instead of three.
+//   - create_request_headers(id, root, n, eos): proxy_on_context_create(id,
+//     root), then proxy_set_effective_context(id) (the host function: the
+//     root context is effective during the create, the stream's afterwards,
+//     as with separate calls), then proxy_on_request_headers(id, n, eos).
+//     NewStream defers proxy_on_context_create to the stream's first
+//     callback; when that is OnRequestHeaders (as in every HTTP request) the
+//     two go in one call.
 //
-// The helper is used only when the plugin exports all three callbacks with
-// the ABI's signatures; otherwise Done makes the calls one by one.
+// Termination is unchanged: the call runs under the VM's context and timer;
+// when the context is cancelled wazero closes the helper module, and the
+// plugin's code, running on the helper's call stack, stops at its next loop
+// iteration (wazero's check there looks at the module of the outermost
+// call). TestBatchInfiniteLoop checks both helpers.
+// The VM is then discarded as for any timeout.
+//
+// A helper is used only when the plugin exports the callbacks it calls with
+// the ABI's signatures; otherwise the host makes the calls one by one.
 
-// batchImportModule is the module name under which the helper imports the
+// batchImportModule is the module name under which the helpers import the
 // plugin's exports; resolved with experimental.WithImportResolver, so the
 // plugin's instance stays anonymous.
 const batchImportModule = "p"
 
-// batchDoneExport is the helper's export: (i32 context_id) -> ().
-const batchDoneExport = "done_log_delete"
+// A helper module: functions imported (from batchImportModule unless
+// module is set) and one exported function.
+type helperDef struct {
+	imports []helperImport
+	export  string
+	params  int // i32 parameters of the export
+	result  bool
+	body    []byte // the export's code, without locals and end
+}
 
-// batchWasm is the helper module:
-//
-//	(module
-//	  (import "p" "proxy_on_done"   (func $done (param i32) (result i32)))
-//	  (import "p" "proxy_on_log"    (func $log (param i32)))
-//	  (import "p" "proxy_on_delete" (func $delete (param i32)))
-//	  (func (export "done_log_delete") (param $id i32)
-//	    (drop (call $done (local.get $id)))
-//	    (call $log (local.get $id))
-//	    (call $delete (local.get $id))))
-var batchWasm = func() []byte {
-	section := func(id byte, content ...byte) []byte {
-		return append([]byte{id, byte(len(content))}, content...) // every section < 128 bytes
+type helperImport struct {
+	module, name string
+	params       int // i32s
+	result       bool
+}
+
+var (
+	// done_log_delete(i32 id)
+	helperDoneLogDelete = helperDef{
+		imports: []helperImport{
+			{name: "proxy_on_done", params: 1, result: true},
+			{name: "proxy_on_log", params: 1},
+			{name: "proxy_on_delete", params: 1},
+		},
+		export: "done_log_delete", params: 1,
+		body: []byte{
+			0x20, 0, 0x10, 0, 0x1a, // local.get 0, call done, drop
+			0x20, 0, 0x10, 1, // local.get 0, call log
+			0x20, 0, 0x10, 2, // local.get 0, call delete
+		},
 	}
-	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
-	imp := func(field string, typ byte) []byte {
-		b := append(name(batchImportModule), name(field)...)
-		return append(b, 0x00, typ) // func import of type typ
+	// create_request_headers(i32 id, i32 root, i32 n, i32 eos) -> i32
+	helperCreateRequestHeaders = helperDef{
+		imports: []helperImport{
+			{name: "proxy_on_context_create", params: 2},
+			{module: "env", name: "proxy_set_effective_context", params: 1, result: true},
+			{name: "proxy_on_request_headers", params: 3, result: true},
+		},
+		export: "create_request_headers", params: 4, result: true,
+		body: []byte{
+			0x20, 0, 0x20, 1, 0x10, 0, // call create(id, root)
+			0x20, 0, 0x10, 1, 0x1a, // drop(call set_effective(id))
+			0x20, 0, 0x20, 2, 0x20, 3, 0x10, 2, // call request_headers(id, n, eos)
+		},
 	}
+)
+
+// encode returns the helper's wasm binary. Every section is under 128 bytes.
+func (d helperDef) encode() []byte {
 	const i32 = 0x7f
-	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
-	out = append(out, section(0x01, // types
-		2,
-		0x60, 1, i32, 1, i32, // 0: (i32) -> i32
-		0x60, 1, i32, 0, // 1: (i32) -> ()
-	)...)
-	imports := []byte{3}
-	imports = append(imports, imp("proxy_on_done", 0)...)
-	imports = append(imports, imp("proxy_on_log", 1)...)
-	imports = append(imports, imp("proxy_on_delete", 1)...)
-	out = append(out, section(0x02, imports...)...)
-	out = append(out, section(0x03, 1, 1)...) // one function of type 1
-	exports := append([]byte{1}, name(batchDoneExport)...)
-	exports = append(exports, 0x00, 3) // func index 3 (after 3 imports)
-	out = append(out, section(0x07, exports...)...)
-	body := []byte{
-		0,                      // no locals
-		0x20, 0, 0x10, 0, 0x1a, // local.get 0, call $done, drop
-		0x20, 0, 0x10, 1, // local.get 0, call $log
-		0x20, 0, 0x10, 2, // local.get 0, call $delete
-		0x0b, // end
+	section := func(id byte, content []byte) []byte {
+		return append([]byte{id, byte(len(content))}, content...)
 	}
-	out = append(out, section(0x0a, append([]byte{1, byte(len(body))}, body...)...)...)
+	name := func(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
+	sig := func(params int, result bool) []byte {
+		b := []byte{0x60, byte(params)}
+		for range params {
+			b = append(b, i32)
+		}
+		if result {
+			return append(b, 1, i32)
+		}
+		return append(b, 0)
+	}
+	// One type per function: imports first, the export last.
+	types := []byte{byte(len(d.imports) + 1)}
+	imports := []byte{byte(len(d.imports))}
+	for i, im := range d.imports {
+		types = append(types, sig(im.params, im.result)...)
+		mod := im.module
+		if mod == "" {
+			mod = batchImportModule
+		}
+		imports = append(name(name(imports, mod), im.name), 0x00, byte(i))
+	}
+	types = append(types, sig(d.params, d.result)...)
+	fn := byte(len(d.imports))
+	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	out = append(out, section(0x01, types)...)
+	out = append(out, section(0x02, imports)...)
+	out = append(out, section(0x03, []byte{1, fn})...)
+	out = append(out, section(0x07, append(name([]byte{1}, d.export), 0x00, fn))...)
+	body := append(append([]byte{0}, d.body...), 0x0b) // no locals, code, end
+	out = append(out, section(0x0a, append([]byte{1, byte(len(body))}, body...))...)
 	return out
-}()
+}
 
-// batcher compiles the helper once per engine (closed with the engine's
+// helperCode is a helper compiled once per engine (closed with the engine's
 // wazero runtime).
-type batcher struct {
+type helperCode struct {
 	once sync.Once
 	cm   wazero.CompiledModule
 }
 
-// instantiateBatch links a helper module to mod's exports and returns it and
-// its done_log_delete function, or nils when mod does not export the three
-// callbacks with the ABI's signatures (or anything else fails: the caller
+// batcher holds an engine's compiled helpers.
+type batcher struct {
+	doneLogDelete, createRequestHeaders helperCode
+}
+
+// instantiateHelper links helper d, compiled in c, to mod's exports and
+// returns its module and exported function, or nils when mod does not export
+// what d calls with the ABI's signatures (or anything else fails: the caller
 // then makes the calls one by one).
-func (e *engine) instantiateBatch(ctx context.Context, mod api.Module) (api.Module, api.Function) {
-	want := map[string]int{"proxy_on_done": 1, "proxy_on_log": 0, "proxy_on_delete": 0}
-	for name, results := range want {
-		f := mod.ExportedFunction(name)
+func (e *engine) instantiateHelper(ctx context.Context, mod api.Module, d *helperDef, c *helperCode) (api.Module, api.Function) {
+	for _, im := range d.imports {
+		if im.module != "" {
+			continue
+		}
+		f := mod.ExportedFunction(im.name)
 		if f == nil {
 			return nil, nil
 		}
-		d := f.Definition()
-		if len(d.ParamTypes()) != 1 || d.ParamTypes()[0] != api.ValueTypeI32 || len(d.ResultTypes()) != results ||
-			(results == 1 && d.ResultTypes()[0] != api.ValueTypeI32) {
+		def := f.Definition()
+		results := 0
+		if im.result {
+			results = 1
+		}
+		if !allI32(def.ParamTypes(), im.params) || !allI32(def.ResultTypes(), results) {
 			return nil, nil
 		}
 	}
-	b := &e.batch
-	b.once.Do(func() {
-		b.cm, _ = e.r.CompileModule(context.Background(), batchWasm)
+	c.once.Do(func() {
+		c.cm, _ = e.r.CompileModule(context.Background(), d.encode())
 	})
-	if b.cm == nil {
+	if c.cm == nil {
 		return nil, nil
 	}
 	ictx := experimental.WithImportResolver(ctx, func(name string) api.Module {
@@ -119,9 +177,44 @@ func (e *engine) instantiateBatch(ctx context.Context, mod api.Module) (api.Modu
 		}
 		return nil
 	})
-	bm, err := e.r.InstantiateModule(ictx, b.cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	hm, err := e.r.InstantiateModule(ictx, c.cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, nil
 	}
-	return bm, bm.ExportedFunction(batchDoneExport)
+	return hm, hm.ExportedFunction(d.export)
+}
+
+// allI32 reports whether ts is n i32s.
+func allI32(ts []api.ValueType, n int) bool {
+	if len(ts) != n {
+		return false
+	}
+	for _, t := range ts {
+		if t != api.ValueTypeI32 {
+			return false
+		}
+	}
+	return true
+}
+
+// startHelpers links the helpers the plugin's exports allow to the VM.
+func (v *vm) startHelpers(ctx context.Context) {
+	e := v.p.eng
+	var m api.Module
+	m, v.fnDoneLogDelete = e.instantiateHelper(ctx, v.mod, &helperDoneLogDelete, &e.batch.doneLogDelete)
+	if m != nil {
+		v.helpers = append(v.helpers, m)
+	}
+	m, v.fnCreateRequestHeaders = e.instantiateHelper(ctx, v.mod, &helperCreateRequestHeaders, &e.batch.createRequestHeaders)
+	if m != nil {
+		v.helpers = append(v.helpers, m)
+	}
+}
+
+// closeHelpers closes the VM's helper modules.
+func (v *vm) closeHelpers() {
+	for _, m := range v.helpers {
+		_ = m.Close(context.Background())
+	}
+	v.helpers = nil
 }

@@ -94,10 +94,18 @@ type Stream struct {
 	closeErr     error
 	props        map[string][]byte
 	deleted      bool
+
+	// proxy_on_context_create is yet to run (see NewStream).
+	pendingCreate bool
 }
 
-// NewStream creates an HTTP context (proxy_on_context_create) on the
-// least-loaded VM of the plugin.
+// NewStream creates an HTTP context on the least-loaded VM of the plugin.
+//
+// The context id is given now, but proxy_on_context_create runs with the
+// stream's first callback (or Done), in the same call into the VM when that
+// is OnRequestHeaders (batch.go): each call into a VM has a fixed cost of
+// about a microsecond. A failure of proxy_on_context_create is then that
+// callback's error.
 func (p *Plugin) NewStream(ctx context.Context, info StreamInfo) (*Stream, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := p.newStream(ctx, info)
@@ -130,13 +138,25 @@ func (p *Plugin) newStream(ctx context.Context, info StreamInfo) (*Stream, error
 	s.id = v.nextID
 	v.nextID++
 	v.streams[s.id] = s
-	v.effective, v.cur = rootContextID, nil
-	if _, err := v.call(v.fn.contextCreate, uint64(s.id), rootContextID); err != nil {
-		delete(v.streams, s.id)
-		v.active.Add(-1)
-		return nil, fmt.Errorf("wasm: plugin %q: proxy_on_context_create: %w", p.opts.Name, err)
-	}
+	s.pendingCreate = v.fn.contextCreate != nil
 	return s, nil
+}
+
+// create runs proxy_on_context_create if it has not run yet, with the root
+// context effective, and then makes the stream's context effective. vm.mu
+// must be held.
+func (s *Stream) create(v *vm) error {
+	if !s.pendingCreate {
+		return nil
+	}
+	s.pendingCreate = false
+	v.effective, v.cur = rootContextID, nil
+	_, err := v.call(v.fn.contextCreate, uint64(s.id), rootContextID)
+	v.effective, v.cur = s.id, s
+	if err != nil {
+		return fmt.Errorf("wasm: plugin %q: proxy_on_context_create: %w", s.p.opts.Name, err)
+	}
+	return nil
 }
 
 // ID returns the stream's context id in its VM.
@@ -174,7 +194,23 @@ func (s *Stream) OnRequestHeaders(ctx context.Context, h http.Header, endOfStrea
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.reqHeaders = h
-		return v.call(v.fn.requestHeaders, uint64(s.id), uint64(countHeaders(h)+len(requestPseudo)), b2u(endOfStream))
+		n := uint64(countHeaders(h) + len(requestPseudo))
+		if s.pendingCreate && v.fnCreateRequestHeaders != nil {
+			// proxy_on_context_create and proxy_on_request_headers in one
+			// call; the helper switches the effective context in between.
+			s.pendingCreate = false
+			if !v.closed.Load() {
+				v.p.calls.Add(1) // counted as the two callbacks it makes
+			}
+			v.effective, v.cur = rootContextID, nil
+			a, err := v.call(v.fnCreateRequestHeaders, uint64(s.id), rootContextID, n, b2u(endOfStream))
+			v.effective, v.cur = s.id, s
+			return a, err
+		}
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
+		return v.call(v.fn.requestHeaders, uint64(s.id), n, b2u(endOfStream))
 	}, nil)
 }
 
@@ -185,6 +221,9 @@ func (s *Stream) OnResponseHeaders(ctx context.Context, status int, h http.Heade
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.respHeaders, s.status = h, status
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		return v.call(v.fn.responseHeaders, uint64(s.id), uint64(countHeaders(h)+1), b2u(endOfStream))
 	}, nil)
 }
@@ -196,6 +235,9 @@ func (s *Stream) OnRequestTrailers(ctx context.Context, t http.Header) (Verdict,
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.reqTrailers = t
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		return v.call(v.fn.requestTrailers, uint64(s.id), uint64(countHeaders(t)))
 	}, nil)
 }
@@ -207,6 +249,9 @@ func (s *Stream) OnResponseTrailers(ctx context.Context, t http.Header) (Verdict
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.respTrailers = t
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		return v.call(v.fn.responseTrailers, uint64(s.id), uint64(countHeaders(t)))
 	}, nil)
 }
@@ -233,6 +278,9 @@ func (s *Stream) body(ctx context.Context, body *[]byte, eos bool, buf *[]byte, 
 			return 0, ErrBodyTooLarge
 		}
 		*buf = append(*buf, chunk...)
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		a, err := v.call(fn(v), uint64(s.id), uint64(len(*buf)), b2u(eos))
 		if err == nil && api.DecodeU32(a) == actionPause && !eos && s.local == nil {
 			if len(*buf) > limit {
@@ -341,8 +389,9 @@ func (s *Stream) Done() {
 	if !v.closed.Load() {
 		v.effective, v.cur = s.id, s
 		s.attached = true
+		_ = s.create(v) // a stream with no callback before Done
 		// Results ignored: no waiting for proxy_done.
-		if v.fnDoneLogDelete != nil {
+		if v.fnDoneLogDelete != nil && !v.closed.Load() {
 			// One Go-to-wasm call for the three (batch.go), under one
 			// CallTimeout; counted as the three callbacks it makes.
 			v.p.calls.Add(2)

@@ -47,24 +47,27 @@ type vm struct {
 	evSig  chan struct{}
 	tickCh chan time.Duration
 
-	mu              sync.Mutex
-	mod             api.Module
-	mem             api.Memory
-	stack           [8]uint64
-	allocStack      [1]uint64
-	fnMalloc        api.Function
-	fn              callbacks
-	batchMod        api.Module   // helper linked to this VM's exports (batch.go); may be nil
-	fnDoneLogDelete api.Function // batchMod's done_log_delete; nil: call one by one
-	nextID          uint32
-	streams         map[uint32]*Stream
-	effective       uint32  // effective context id
-	cur             *Stream // stream of the effective context; nil for the root
-	nextCall        uint32
-	httpResp        *HTTPCallResponse // during proxy_on_http_call_response
-	scratch         []byte
-	rootProps       map[string][]byte // proxy_set_property on the root context
-	failErr         error             // why the VM was closed
+	mu         sync.Mutex
+	mod        api.Module
+	mem        api.Memory
+	stack      [8]uint64
+	allocStack [1]uint64
+	fnMalloc   api.Function
+	fn         callbacks
+	nextID     uint32
+	streams    map[uint32]*Stream
+	effective  uint32  // effective context id
+	cur        *Stream // stream of the effective context; nil for the root
+	nextCall   uint32
+	httpResp   *HTTPCallResponse // during proxy_on_http_call_response
+	scratch    []byte
+	rootProps  map[string][]byte // proxy_set_property on the root context
+	failErr    error             // why the VM was closed
+
+	// Helper modules linked to this VM's exports (batch.go) and their
+	// functions; a nil function means making the callbacks one by one.
+	helpers                                 []api.Module
+	fnDoneLogDelete, fnCreateRequestHeaders api.Function
 }
 
 // callbacks are the module's exports; a nil one is not exported.
@@ -155,7 +158,7 @@ func (p *Plugin) startVM(ctx context.Context) (_ *vm, err error) {
 	} {
 		*dst = mod.ExportedFunction(name)
 	}
-	v.batchMod, v.fnDoneLogDelete = p.eng.instantiateBatch(ctx, mod)
+	v.startHelpers(ctx)
 
 	p.wg.Add(1)
 	go v.loop()
@@ -240,9 +243,7 @@ func (v *vm) closeLocked(why error) {
 	v.timer.Stop()
 	v.cancel()
 	close(v.stop)
-	if v.batchMod != nil {
-		_ = v.batchMod.Close(context.Background())
-	}
+	v.closeHelpers()
 	if v.mod != nil {
 		_ = v.mod.Close(context.Background())
 	}
