@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"testing"
 )
 
@@ -68,9 +69,18 @@ func BenchmarkRequest(b *testing.B) {
 
 // BenchmarkNewPlugin: a fresh Runtime, Compile and NewPlugin, without and
 // with a warm file compilation cache; and NewPlugin alone on a compiled
-// Module.
+// Module. For a WAT module (filter, 1 KB) and a TinyGo SDK plugin
+// (tinygo/headers, 112 KB).
 func BenchmarkNewPlugin(b *testing.B) {
-	code := testdata(b, "filter")
+	for _, tc := range []struct{ name, module string }{
+		{"wat", "filter"},
+		{"tinygo", "tinygo/headers"},
+	} {
+		b.Run(tc.name, func(b *testing.B) { benchNewPlugin(b, testdata(b, tc.module)) })
+	}
+}
+
+func benchNewPlugin(b *testing.B, code []byte) {
 	ctx := context.Background()
 	once := func(dir string) error {
 		r, err := NewRuntime(ctx, Options{CacheDir: dir, Logger: quiet()})
@@ -119,6 +129,79 @@ func BenchmarkNewPlugin(b *testing.B) {
 			_ = p.Close(ctx)
 		}
 	})
+}
+
+// BenchmarkVMMemory: what a started VM costs in memory. One op starts
+// vmsPerOp VMs of one plugin (a stream held open on each VM makes the next
+// NewStream start another); ns/op is those 8 VM starts. It reports, per VM:
+//
+//	wasm-bytes/vm   linear memory of the started VM (after _start or
+//	                _initialize, proxy_on_vm_start, proxy_on_configure and
+//	                one proxy_on_context_create)
+//	heap-bytes/vm   growth of the Go heap (runtime.MemStats.HeapAlloc after
+//	                a GC) per VM, linear memory included: wazero allocates it
+//	                on the Go heap
+//	goroutines/vm   goroutines added per VM
+func BenchmarkVMMemory(b *testing.B) {
+	const vmsPerOp = 8
+	for _, tc := range []struct{ name, module string }{
+		{"wat-noop", "start_initialize"},
+		{"wat-filter", "filter"},
+		{"tinygo-noop", "tinygo/noop"},
+		{"tinygo-headers", "tinygo/headers"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r, _ := newRuntime(b, Options{Logger: quiet()})
+			ctx := context.Background()
+			m, err := r.Compile(ctx, testdata(b, tc.module))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close(ctx)
+			// Memory is measured on the first op (GCs around it, off the
+			// clock); the others only time the VM starts.
+			var wasmBytes, heapBytes, goroutines float64
+			var ms runtime.MemStats
+			var heap0 uint64
+			var g0 int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i == 0 {
+					b.StopTimer()
+					runtime.GC()
+					runtime.ReadMemStats(&ms)
+					heap0, g0 = ms.HeapAlloc, runtime.NumGoroutine()
+					b.StartTimer()
+				}
+				p, err := m.NewPlugin(ctx, PluginOptions{Name: "mem", MaxVMs: vmsPerOp})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for j := 0; j < vmsPerOp; j++ {
+					if _, err := p.NewStream(ctx, StreamInfo{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i == 0 {
+					b.StopTimer()
+					st := p.Stats()
+					if st.VMs != vmsPerOp {
+						b.Fatalf("%d VMs, want %d", st.VMs, vmsPerOp)
+					}
+					runtime.GC()
+					runtime.ReadMemStats(&ms)
+					wasmBytes = float64(st.MemoryBytes) / vmsPerOp
+					heapBytes = (float64(ms.HeapAlloc) - float64(heap0)) / vmsPerOp
+					goroutines = float64(runtime.NumGoroutine()-g0) / vmsPerOp
+					b.StartTimer()
+				}
+				_ = p.Close(ctx)
+			}
+			b.ReportMetric(wasmBytes, "wasm-bytes/vm")
+			b.ReportMetric(heapBytes, "heap-bytes/vm")
+			b.ReportMetric(goroutines, "goroutines/vm")
+		})
+	}
 }
 
 // BenchmarkRequestTinyGo: a whole request (NewStream, request and response

@@ -181,19 +181,20 @@ func (m headerMap) pairs() [][2]string {
 }
 
 // get returns the first value of key.
-func (m headerMap) get(key string) (string, bool) {
+func (m headerMap) get(key []byte) (string, bool) {
 	if m.isRO {
 		for _, p := range m.ro {
-			if strings.EqualFold(p[0], key) {
+			if equalFoldBytes(p[0], key) {
 				return p[1], true
 			}
 		}
 		return "", false
 	}
-	if strings.HasPrefix(key, ":") {
-		return m.pseudo(key)
+	if len(key) > 0 && key[0] == ':' {
+		return m.pseudo(string(key))
 	}
-	vs := m.h[http.CanonicalHeaderKey(key)]
+	var buf [64]byte
+	vs := m.h[string(appendCanonicalKey(buf[:0], key))] // no allocation for the lookup
 	if len(vs) == 0 {
 		return "", false
 	}
@@ -201,29 +202,79 @@ func (m headerMap) get(key string) (string, bool) {
 }
 
 // change adds (add), replaces (replace) or removes (neither, value ignored).
-func (m headerMap) change(key, value string, add, replace bool) status {
+// key may be guest memory: it is copied only when it is stored.
+func (m headerMap) change(key []byte, value string, add, replace bool) status {
 	if m.isRO {
 		return statusBadArgument
 	}
-	if strings.HasPrefix(key, ":") {
+	if len(key) > 0 && key[0] == ':' {
 		if !add && !replace {
 			return statusOK // pseudo-headers cannot be removed; ignored
 		}
-		if st, ok := m.setPseudo(key, value); ok {
+		if st, ok := m.setPseudo(string(key), value); ok {
 			return st
 		}
 		return statusBadArgument
 	}
-	ck := http.CanonicalHeaderKey(key)
+	var buf [64]byte
+	ck := appendCanonicalKey(buf[:0], key)
 	switch {
 	case add:
-		m.h[ck] = append(m.h[ck], value)
+		m.h[string(ck)] = append(m.h[string(ck)], value)
 	case replace:
-		m.h[ck] = []string{value}
+		m.h[string(ck)] = []string{value}
 	default:
-		delete(m.h, ck)
+		if _, ok := m.h[string(ck)]; ok {
+			delete(m.h, string(ck))
+		}
 	}
 	return statusOK
+}
+
+// appendCanonicalKey appends http.CanonicalHeaderKey(string(key)) to dst
+// without allocating a string for keys made of letters, digits and '-' (the
+// common case); other keys take http.CanonicalHeaderKey's path.
+func appendCanonicalKey(dst, key []byte) []byte {
+	upper := true
+	start := len(dst)
+	for _, c := range key {
+		switch {
+		case 'a' <= c && c <= 'z':
+			if upper {
+				c -= 'a' - 'A'
+			}
+		case 'A' <= c && c <= 'Z':
+			if !upper {
+				c += 'a' - 'A'
+			}
+		case '0' <= c && c <= '9', c == '-':
+		default:
+			return append(dst[:start], http.CanonicalHeaderKey(string(key))...)
+		}
+		dst = append(dst, c)
+		upper = c == '-'
+	}
+	return dst
+}
+
+// equalFoldBytes is strings.EqualFold(s, string(b)) without converting b.
+func equalFoldBytes(s string, b []byte) bool {
+	if len(s) != len(b) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		x, y := s[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return strings.EqualFold(s, string(b)) // non-ASCII: the full rules
+		}
+	}
+	return true
 }
 
 // setAll replaces every entry of the map with pairs.
@@ -262,7 +313,7 @@ func proxyGetHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uin
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	val, found := m.get(string(key))
+	val, found := m.get(key)
 	if !found {
 		return statusNotFound
 	}
@@ -301,7 +352,7 @@ func changeHeader(v *vm, mem api.Memory, st []uint64, add, replace bool) status 
 	if s != statusOK {
 		return s
 	}
-	key, ok := readString(mem, arg(st, 1), arg(st, 2))
+	key, ok := read(mem, arg(st, 1), arg(st, 2))
 	if !ok {
 		return statusInvalidMemoryAccess
 	}

@@ -174,9 +174,9 @@ func TestResponseStatusPseudoHeader(t *testing.T) {
 	v.mu.Lock()
 	v.cur, s.attached = s, true
 	m, _ := v.headerMap(mapResponseHeaders)
-	got, _ := m.get(":status")
-	st := m.change(":status", "503", false, true)
-	bad := m.change(":status", "nope", false, true)
+	got, _ := m.get([]byte(":status"))
+	st := m.change([]byte(":status"), "503", false, true)
+	bad := m.change([]byte(":status"), "nope", false, true)
 	s.attached = false
 	v.mu.Unlock()
 	if got != "404" || st != statusOK || bad != statusBadArgument || s.ResponseStatus() != 503 {

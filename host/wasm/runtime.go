@@ -93,6 +93,7 @@ type engine struct {
 	r        wazero.Runtime
 	mu       sync.Mutex
 	compiled map[string]*compileResult
+	batch    batcher // helper modules, see batch.go
 }
 
 type compileResult struct {

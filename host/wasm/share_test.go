@@ -358,10 +358,13 @@ func TestSharedVMClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sa.Done()
+	if _, err := sa.OnRequestHeaders(ctx, http.Header{}, false); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sa.OnRequestHeaders(ctx, http.Header{}, false); !errors.Is(err, ErrVMDiscarded) {
+	if _, err := sa.OnResponseHeaders(ctx, 200, http.Header{}, false); !errors.Is(err, ErrVMDiscarded) {
 		t.Fatalf("a's stream after a closed: %v", err)
 	}
 	if _, err := a.NewStream(ctx, StreamInfo{}); err != ErrClosed {
@@ -376,7 +379,7 @@ func TestSharedVMClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantHeaders(t, h, map[string]string{"X-Count": "2", "X-Ctx": "5", "X-Parent": "2", "X-Config": "beta"})
+	wantHeaders(t, h, map[string]string{"X-Count": "3", "X-Ctx": "5", "X-Parent": "2", "X-Config": "beta"})
 	if onlyVM(t, b) != v {
 		t.Fatal("b's VM changed")
 	}

@@ -78,11 +78,11 @@ type Stream struct {
 	id   uint32
 	info StreamInfo
 
-	resume  chan struct{} // signalled by continue/local response/VM close
 	created time.Time
 
 	// guarded by vm.mu
-	attached     bool // the caller's maps may be used by host functions
+	resume       chan struct{} // signalled by continue/local response/VM close; made when first needed
+	attached     bool          // the caller's maps may be used by host functions
 	reqHeaders   http.Header
 	respHeaders  http.Header
 	reqTrailers  http.Header
@@ -96,10 +96,19 @@ type Stream struct {
 	props        map[string][]byte
 	deleted      bool
 	detached     bool // the plugin left the VM (Plugin.Close): the stream fails
+
+	// proxy_on_context_create is yet to run (see NewStream).
+	pendingCreate bool
 }
 
-// NewStream creates an HTTP context (proxy_on_context_create(id, root), root
-// being the plugin's root context) on the least-loaded VM of the plugin.
+// NewStream creates an HTTP context on the least-loaded VM of the plugin,
+// whose parent is the plugin's root context on that VM.
+//
+// The context id is given now, but proxy_on_context_create(id, root) runs
+// with the stream's first callback (or Done), in the same call into the VM
+// when that is OnRequestHeaders (batch.go): each call into a VM has a fixed
+// cost of about a microsecond. A failure of proxy_on_context_create is then
+// that callback's error.
 func (p *Plugin) NewStream(ctx context.Context, info StreamInfo) (*Stream, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := p.newStream(ctx, info)
@@ -122,7 +131,7 @@ func (p *Plugin) newStream(ctx context.Context, info StreamInfo) (*Stream, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Stream{p: p, vm: v, info: info, resume: make(chan struct{}, 1), created: time.Now()}
+	s := &Stream{p: p, vm: v, info: info, created: time.Now()}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s.root = v.rootOf[p]
@@ -136,13 +145,25 @@ func (p *Plugin) newStream(ctx context.Context, info StreamInfo) (*Stream, error
 	s.id = v.nextID
 	v.nextID++
 	v.streams[s.id] = s
-	v.setRoot(s.root)
-	if _, err := v.call(v.fn.contextCreate, uint64(s.id), uint64(s.root.id)); err != nil {
-		delete(v.streams, s.id)
-		v.active.Add(-1)
-		return nil, fmt.Errorf("wasm: plugin %q: proxy_on_context_create: %w", p.opts.Name, err)
-	}
+	s.pendingCreate = v.fn.contextCreate != nil
 	return s, nil
+}
+
+// create runs proxy_on_context_create if it has not run yet, with the root
+// context effective, and then makes the stream's context effective. vm.mu
+// must be held.
+func (s *Stream) create(v *vm) error {
+	if !s.pendingCreate {
+		return nil
+	}
+	s.pendingCreate = false
+	v.setRoot(s.root) // the root context is effective during the create
+	_, err := v.call(v.fn.contextCreate, uint64(s.id), uint64(s.root.id))
+	v.effective, v.cur, v.root, v.p = s.id, s, s.root, s.p
+	if err != nil {
+		return fmt.Errorf("wasm: plugin %q: proxy_on_context_create: %w", s.p.opts.Name, err)
+	}
+	return nil
 }
 
 // ID returns the stream's context id in its VM.
@@ -159,9 +180,18 @@ func (s *Stream) ResponseStatus() int {
 // wake signals a paused stream. Called with vm.mu held.
 func (s *Stream) wake() {
 	select {
-	case s.resume <- struct{}{}:
+	case s.resumeChan() <- struct{}{}:
 	default:
 	}
+}
+
+// resumeChan returns s.resume, making it on first use (most streams never
+// pause). Called with vm.mu held.
+func (s *Stream) resumeChan() chan struct{} {
+	if s.resume == nil {
+		s.resume = make(chan struct{}, 1)
+	}
+	return s.resume
 }
 
 // OnRequestHeaders runs proxy_on_request_headers over h.
@@ -171,7 +201,23 @@ func (s *Stream) OnRequestHeaders(ctx context.Context, h http.Header, endOfStrea
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.reqHeaders = h
-		return v.call(v.fn.requestHeaders, uint64(s.id), uint64(countHeaders(h)+len(requestPseudo)), b2u(endOfStream))
+		n := uint64(countHeaders(h) + len(requestPseudo))
+		if s.pendingCreate && v.fnCreateRequestHeaders != nil {
+			// proxy_on_context_create and proxy_on_request_headers in one
+			// call; the helper switches the effective context in between.
+			s.pendingCreate = false
+			if !v.closed.Load() {
+				v.p.calls.Add(1) // counted as the two callbacks it makes
+			}
+			v.setRoot(s.root)
+			a, err := v.call(v.fnCreateRequestHeaders, uint64(s.id), uint64(s.root.id), n, b2u(endOfStream))
+			v.effective, v.cur, v.root, v.p = s.id, s, s.root, s.p
+			return a, err
+		}
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
+		return v.call(v.fn.requestHeaders, uint64(s.id), n, b2u(endOfStream))
 	}, nil)
 }
 
@@ -182,6 +228,9 @@ func (s *Stream) OnResponseHeaders(ctx context.Context, status int, h http.Heade
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.respHeaders, s.status = h, status
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		return v.call(v.fn.responseHeaders, uint64(s.id), uint64(countHeaders(h)+1), b2u(endOfStream))
 	}, nil)
 }
@@ -193,6 +242,9 @@ func (s *Stream) OnRequestTrailers(ctx context.Context, t http.Header) (Verdict,
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.reqTrailers = t
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		return v.call(v.fn.requestTrailers, uint64(s.id), uint64(countHeaders(t)))
 	}, nil)
 }
@@ -204,6 +256,9 @@ func (s *Stream) OnResponseTrailers(ctx context.Context, t http.Header) (Verdict
 	}
 	return s.run(ctx, func(v *vm) (uint64, error) {
 		s.respTrailers = t
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		return v.call(v.fn.responseTrailers, uint64(s.id), uint64(countHeaders(t)))
 	}, nil)
 }
@@ -230,6 +285,9 @@ func (s *Stream) body(ctx context.Context, body *[]byte, eos bool, buf *[]byte, 
 			return 0, ErrBodyTooLarge
 		}
 		*buf = append(*buf, chunk...)
+		if err := s.create(v); err != nil {
+			return 0, err
+		}
 		a, err := v.call(fn(v), uint64(s.id), uint64(len(*buf)), b2u(eos))
 		if err == nil && api.DecodeU32(a) == actionPause && !eos && s.local == nil {
 			if len(*buf) > limit {
@@ -270,9 +328,11 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 		v.mu.Unlock()
 		return Verdict{}, err
 	}
-	select { // a continue from before this callback does not count
-	case <-s.resume:
-	default:
+	if s.resume != nil {
+		select { // a continue from before this callback does not count
+		case <-s.resume:
+		default:
+		}
 	}
 	s.attached = true
 	v.effective, v.cur = s.id, s
@@ -285,11 +345,12 @@ func (s *Stream) run(ctx context.Context, invoke func(*vm) (uint64, error), afte
 		}
 		return s.finish(err)
 	}
+	resume := s.resumeChan()
 	v.mu.Unlock()
 
 	t := time.NewTimer(s.p.opts.PauseTimeout)
 	select {
-	case <-s.resume:
+	case <-resume:
 		t.Stop()
 	case <-t.C:
 		err = ErrPauseTimeout
@@ -337,9 +398,18 @@ func (s *Stream) Done() {
 		v.effective, v.cur = s.id, s
 		v.root, v.p = s.root, s.p
 		s.attached = true
-		_, _ = v.call(v.fn.done, uint64(s.id)) // result ignored: no waiting for proxy_done
-		_, _ = v.call(v.fn.log, uint64(s.id))
-		_, _ = v.call(v.fn.delete, uint64(s.id))
+		_ = s.create(v) // a stream with no callback before Done
+		// Results ignored: no waiting for proxy_done.
+		if v.fnDoneLogDelete != nil && !v.closed.Load() {
+			// One Go-to-wasm call for the three (batch.go), under one
+			// CallTimeout; counted as the three callbacks it makes.
+			v.p.calls.Add(2)
+			_, _ = v.call(v.fnDoneLogDelete, uint64(s.id))
+		} else {
+			_, _ = v.call(v.fn.done, uint64(s.id))
+			_, _ = v.call(v.fn.log, uint64(s.id))
+			_, _ = v.call(v.fn.delete, uint64(s.id))
+		}
 		s.attached = false
 		v.setRoot(s.root)
 	}

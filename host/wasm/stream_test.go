@@ -78,7 +78,7 @@ func TestPseudoHeaderRewrite(t *testing.T) {
 		t.Fatal(st)
 	}
 	for _, kv := range [][2]string{{":path", "/new/p?y=2"}, {":authority", "other.example"}, {":method", "POST"}} {
-		if st := m.change(kv[0], kv[1], false, true); st != statusOK {
+		if st := m.change([]byte(kv[0]), kv[1], false, true); st != statusOK {
 			t.Fatalf("%s: %d", kv[0], st)
 		}
 	}

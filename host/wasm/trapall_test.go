@@ -109,6 +109,13 @@ func TestTrapInEveryCallback(t *testing.T) {
 						break
 					}
 				}
+			case "a": // proxy_on_context_create runs with the first callback
+				if at := stream(); at != "proxy_on_request_headers" {
+					t.Fatalf("stream failed at %q, want its first callback", at)
+				}
+				if st := p.Stats(); st.Failures != 1 || st.VMRebuilds != 1 {
+					t.Fatalf("after a trap in %s: %+v", tc.callback, st)
+				}
 			default:
 				if at := stream(); at != tc.callback {
 					t.Fatalf("stream failed at %q, want %s", at, tc.callback)
@@ -120,7 +127,11 @@ func TestTrapInEveryCallback(t *testing.T) {
 			// Again, on a new VM: the same, not worse.
 			if tc.mode != "m" {
 				at := stream()
-				if want := map[string]string{"h": "", "i": "", "j": ""}[tc.mode]; tc.mode >= "h" && at != want || tc.mode < "h" && at != tc.callback {
+				want := map[string]string{"a": "proxy_on_request_headers", "h": "", "i": "", "j": ""}[tc.mode]
+				if want == "" && tc.mode < "h" {
+					want = tc.callback
+				}
+				if at != want {
 					t.Fatalf("second stream failed at %q", at)
 				}
 				if st := p.Stats(); st.VMRebuilds != 2 || st.VMs > 1 {

@@ -69,6 +69,11 @@ type vm struct {
 	httpResp   *HTTPCallResponse // during proxy_on_http_call_response
 	scratch    []byte
 	failErr    error // why the VM was closed
+
+	// Helper modules linked to this VM's exports (batch.go) and their
+	// functions; a nil function means making the callbacks one by one.
+	helpers                                 []api.Module
+	fnDoneLogDelete, fnCreateRequestHeaders api.Function
 }
 
 // rootCtx is one plugin's root context on one VM. Guarded by vm.mu.
@@ -167,6 +172,7 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 	if v.mem == nil {
 		return nil, errors.New("module has no memory")
 	}
+	v.memBytes.Store(v.mem.Size()) // Stats before any call
 	v.fnMalloc = mod.ExportedFunction("proxy_on_memory_allocate")
 	if v.fnMalloc == nil {
 		v.fnMalloc = mod.ExportedFunction("malloc")
@@ -191,6 +197,7 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 	} {
 		*dst = mod.ExportedFunction(name)
 	}
+	v.startHelpers(ctx)
 
 	g.wg.Add(1)
 	go v.loop()
@@ -298,8 +305,10 @@ func (v *vm) detachRootLocked(r *rootCtx) {
 		if s.root != r {
 			continue
 		}
-		v.effective, v.cur, v.root, v.p = id, s, r, r.p
-		_, _ = v.call(v.fn.delete, uint64(id))
+		if !s.pendingCreate { // else the guest never heard of it
+			v.effective, v.cur, v.root, v.p = id, s, r, r.p
+			_, _ = v.call(v.fn.delete, uint64(id))
+		}
 		s.detached = true
 		delete(v.streams, id)
 		s.wake()
@@ -366,6 +375,7 @@ func (v *vm) closeLocked(why error) {
 	v.timer.Stop()
 	v.cancel()
 	close(v.stop)
+	v.closeHelpers()
 	if v.mod != nil {
 		_ = v.mod.Close(context.Background())
 	}
