@@ -386,6 +386,9 @@ func (st *state) writeResponse(w http.ResponseWriter, r *http.Request, resp *htt
 		h[k] = vv
 	}
 	h["X-Request-Id"] = id
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // no sniffing: the client gets what the backend sent
+	}
 	if n := len(resp.Trailer); n > 0 {
 		names := make([]string, 0, n)
 		for k := range resp.Trailer {

@@ -846,3 +846,19 @@ func TestApplyKeepsServingOnBindFailure(t *testing.T) {
 		t.Errorf("after a failed Apply: status %d", resp.StatusCode)
 	}
 }
+
+// TestNoContentTypeAdded: a response without Content-Type reaches the
+// client without one (Go's server would otherwise sniff one).
+func TestNoContentTypeAdded(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		io.WriteString(w, "<html>plain bytes</html>")
+	})
+	_, base := startGateway(t, gatewayYAML(freePort(t), "")+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`))
+	resp := get(t, base+"/")
+	if ct, ok := resp.Header["Content-Type"]; ok {
+		t.Errorf("Content-Type %q added", ct)
+	}
+}
