@@ -68,44 +68,43 @@ func skip(list []bool, i, n int) []bool {
 // passRequest hands a request body chunk through the chain. A policy that
 // fails open is skipped from then on.
 func (cr *chainRun) passRequest(ctx context.Context, st *state, chunk []byte, eos bool, id string) ([]byte, bodyStep) {
-	for i, s := range cr.streams {
-		bs, ok := s.(BodyStream)
-		if !ok || skipped(cr.reqSkip, i) {
-			continue
-		}
-		if chunk == nil && !eos {
-			break // buffered upstream in the chain: nothing to pass on yet
-		}
-		out, local, err := bs.RequestBody(ctx, chunk, eos)
-		if err != nil {
-			if cr.failOpen(st, i, err, id) {
-				cr.reqSkip = skip(cr.reqSkip, i, len(cr.streams))
-				continue
-			}
-			return nil, bodyStep{err: err, at: i}
-		}
-		if local != nil {
-			return nil, bodyStep{local: local, at: i}
-		}
-		chunk = out
-	}
-	return chunk, bodyStep{}
+	return cr.pass(ctx, st, chunk, eos, id, false)
 }
 
 // passResponse hands a response body chunk through the chain in reverse.
 func (cr *chainRun) passResponse(ctx context.Context, st *state, chunk []byte, eos bool, id string) ([]byte, bodyStep) {
-	for i := len(cr.streams) - 1; i >= 0; i-- {
+	return cr.pass(ctx, st, chunk, eos, id, true)
+}
+
+func (cr *chainRun) pass(ctx context.Context, st *state, chunk []byte, eos bool, id string, response bool) ([]byte, bodyStep) {
+	n := len(cr.streams)
+	skips := &cr.reqSkip
+	if response {
+		skips = &cr.respSkip
+	}
+	for k := 0; k < n; k++ {
+		i := k
+		if response {
+			i = n - 1 - k
+		}
 		bs, ok := cr.streams[i].(BodyStream)
-		if !ok || skipped(cr.respSkip, i) {
+		if !ok || skipped(*skips, i) {
 			continue
 		}
 		if chunk == nil && !eos {
-			break
+			break // buffered earlier in the chain: nothing to pass on yet
 		}
-		out, local, err := bs.ResponseBody(ctx, chunk, eos)
+		var out []byte
+		var local *LocalResponse
+		var err error
+		if response {
+			out, local, err = bs.ResponseBody(ctx, chunk, eos)
+		} else {
+			out, local, err = bs.RequestBody(ctx, chunk, eos)
+		}
 		if err != nil {
 			if cr.failOpen(st, i, err, id) {
-				cr.respSkip = skip(cr.respSkip, i, len(cr.streams))
+				*skips = skip(*skips, i, n)
 				continue
 			}
 			return nil, bodyStep{err: err, at: i}

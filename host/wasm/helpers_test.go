@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -105,5 +106,19 @@ func TestTestdataUpToDate(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s.wasm is stale: run wat2wasm %s -o testdata/%s.wasm", name, wat, name)
 		}
+	}
+}
+
+// waitGoroutines waits (up to 5 s) for the number of goroutines to come
+// back to before, and fails the test with every stack if it does not.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

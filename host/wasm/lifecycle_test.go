@@ -155,14 +155,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	_ = pause.Close(ctx)
 	_ = r.Close(ctx) // closes feat
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGoroutines(t, before)
 }
 
 func TestResponseStatusPseudoHeader(t *testing.T) {

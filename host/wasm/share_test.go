@@ -396,14 +396,7 @@ func TestSharedVMClose(t *testing.T) {
 		t.Fatalf("%d groups left", groups)
 	}
 	_ = r.Close(ctx)
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGoroutines(t, before)
 }
 
 // TestSharedVMHammer runs requests of two plugins sharing a pool of two VMs,
