@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 GO    ?= go
 PKGS  := ./...
+# sdk/ and plugins/ are Go modules of their own (TinyGo needs go <= 1.25).
+SUBMODS := sdk plugins
 BIN   := bin/novaedge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build test test-short bench check fuzz tools plugins-testdata plugins-check clean
+.PHONY: help run build test test-short bench check fuzz tools plugins plugins-testdata plugins-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -19,9 +21,11 @@ build: ## build bin/novaedge
 
 test: ## every test, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@set -e; for m in $(SUBMODS); do (cd $$m && $(GO) test -race -count=1 ./...); done
 
 test-short: ## the tests without -race (quicker)
 	$(GO) test -count=1 $(PKGS)
+	@set -e; for m in $(SUBMODS); do (cd $$m && $(GO) test -count=1 ./...); done
 
 bench: build ## Go benchmarks (router, LB) and the end-to-end load comparison
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/ ./host/wasm/
@@ -37,19 +41,26 @@ fuzz: ## run every fuzz target for FUZZTIME each
 check: ## gofmt, go vet, go mod tidy leaves the tree clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	@cp go.mod /tmp/novaedge.go.mod.bak; cp go.sum /tmp/novaedge.go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum:"; git diff -- go.mod go.sum; \
-	  cp /tmp/novaedge.go.mod.bak go.mod; cp /tmp/novaedge.go.sum.bak go.sum; exit 1; fi
+	@set -e; for m in $(SUBMODS); do (cd $$m && $(GO) vet ./...); done
+	@set -e; for d in . $(SUBMODS); do \
+	  cp $$d/go.mod /tmp/novaedge.go.mod.bak; cp $$d/go.sum /tmp/novaedge.go.sum.bak; \
+	  (cd $$d && $(GO) mod tidy); \
+	  if ! git diff --quiet -- $$d/go.mod $$d/go.sum; then echo "go mod tidy changed $$d/go.mod or go.sum:"; git diff -- $$d/go.mod $$d/go.sum; \
+	    cp /tmp/novaedge.go.mod.bak $$d/go.mod; cp /tmp/novaedge.go.sum.bak $$d/go.sum; exit 1; fi; \
+	done
 
 tools: ## install what benchmarks use (wrk) and TinyGo for the wasm plugins, idempotently
 	@command -v wrk >/dev/null || { (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk not installed: loadbench falls back to its Go load generator"; }
 	bash plugins/toolchain/install-tinygo.sh
 
+plugins: ## build the bundled policy plugins (plugins/*) with TinyGo into host/policy/bundled
+	bash plugins/build.sh
+
 plugins-testdata: ## rebuild the proxy-wasm test plugins (host/wasm/testdata/*.wasm) with TinyGo, Go and clang
 	bash host/wasm/testdata/build.sh
 
-plugins-check: ## rebuild the test plugins into a temporary directory; fail if any differs from the committed one
+plugins-check: ## rebuild the bundled and the test plugins into a temporary directory; fail if any differs from the committed one
+	bash plugins/build.sh --check
 	bash host/wasm/testdata/build.sh --check
 
 clean: ## remove build output

@@ -58,7 +58,8 @@ func TestValidateReference(t *testing.T) {
 		"not active yet",
 		`HTTPS listener "https"`,
 		"ProxyVIP api-gateway-vip",
-		"policy type RateLimit", "policy type JWT", "policy type CORS", "policy type SecurityHeaders",
+		"policy type RateLimit", "policy type JWT", "policy type SecurityHeaders",
+		"module ok: api-system/api-cors: bundled CORS plugin",
 		"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog",
 	} {
 		if !strings.Contains(out, want) {

@@ -160,7 +160,7 @@ func logProblems(logger *slog.Logger, msg string, err error) {
 }
 
 func logNotices(logger *slog.Logger, snap *configs.Snapshot) {
-	for _, n := range proxy.Inactive(snap) {
+	for _, n := range proxy.Inactive(snap, policy.ActiveTypes()...) {
 		logger.Warn("not active yet", "resource", n.Kind+" "+n.Name, "field", n.Field, "detail", n.Message)
 	}
 }

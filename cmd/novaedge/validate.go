@@ -59,7 +59,7 @@ its proxy-wasm ABI checked, and the plugin started with its configuration
 			}
 			fmt.Fprintf(out, "ok: %d VIP(s), %d gateway(s), %d backend(s), %d route(s), %d policy(ies); hash %s\n",
 				len(snap.VIPs), len(snap.Gateways), len(snap.Backends), len(snap.Routes), len(snap.Policies), snap.Hash)
-			if ns := proxy.Inactive(snap); len(ns) > 0 {
+			if ns := proxy.Inactive(snap, policy.ActiveTypes()...); len(ns) > 0 {
 				fmt.Fprintf(out, "not active yet (%d):\n", len(ns))
 				for _, n := range ns {
 					fmt.Fprintln(out, "  "+n.String())
@@ -72,20 +72,15 @@ its proxy-wasm ABI checked, and the plugin started with its configuration
 	return cmd
 }
 
-// checkModules builds every Wasm policy of snap on a throwaway runtime, as
-// the gateway would, and returns a problem for each that fails. Plugins'
+// checkModules builds every policy of snap that runs a plugin (Wasm
+// policies, and first-party ones whose plugin is bundled) on a throwaway
+// runtime, as the gateway would, and returns a problem for each that fails. Plugins'
 // own log lines go to logOut.
 func checkModules(ctx context.Context, snap *configs.Snapshot, logOut, out io.Writer) configs.Problems {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var wasmPolicies []*configs.Policy
-	for _, p := range snap.Policies {
-		if p.Spec.Type == configs.PolicyWasm && p.Spec.Wasm != nil {
-			wasmPolicies = append(wasmPolicies, p)
-		}
-	}
-	if len(wasmPolicies) == 0 {
+	if len(snap.Policies) == 0 {
 		return nil
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -96,15 +91,22 @@ func checkModules(ctx context.Context, snap *configs.Snapshot, logOut, out io.Wr
 	defer rt.Close(ctx)
 	b := &policy.Builder{Runtime: rt}
 	var ps configs.Problems
-	for _, p := range wasmPolicies {
+	for _, p := range snap.Policies {
 		pol, err := b.Build(ctx, p)
+		if err == nil && pol == nil {
+			continue // not active in this build: listed as such
+		}
 		if err != nil {
 			ps = append(ps, configs.Problem{File: p.Source.File, Line: p.Source.Line, Kind: configs.KindPolicy,
 				Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Field: "spec.wasm", Message: err.Error()})
 			continue
 		}
+		module := "bundled " + p.Spec.Type + " plugin"
+		if p.Spec.Wasm != nil {
+			module = p.Spec.Wasm.Module
+		}
 		if sr, ok := pol.(proxy.StatsReporter); ok {
-			fmt.Fprintf(out, "module ok: %s/%s: %s (sha256 %s)\n", p.Metadata.Namespace, p.Metadata.Name, p.Spec.Wasm.Module, sr.Stats().Module)
+			fmt.Fprintf(out, "module ok: %s/%s: %s (sha256 %s)\n", p.Metadata.Namespace, p.Metadata.Name, module, sr.Stats().Module)
 		}
 		pol.Close()
 	}

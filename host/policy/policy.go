@@ -15,8 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/policy/bundled"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
 )
@@ -25,49 +27,64 @@ import (
 type Builder struct {
 	Runtime *wasm.Runtime
 	// Bundled maps the names of modules shipped in the binary to their
-	// code (the first-party policies arrive there).
+	// code; nil means package bundled's (the first-party policies, which
+	// Wasm policies may also name as their module).
 	Bundled map[string][]byte
+
+	once sync.Once
 }
 
 // Build is a proxy.PolicyBuilder: it makes the plugin of a Wasm policy,
-// and returns nil for the policy types whose bundled module this build
-// does not have yet.
+// or of a first-party policy (CORS, SecurityHeaders, RateLimit, JWT) from
+// its bundled module, and returns nil for the types whose module this
+// build does not bundle.
 func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, error) {
-	w := p.Spec.Wasm
-	if p.Spec.Type != configs.PolicyWasm || w == nil {
-		return nil, nil
-	}
-	code, err := b.load(p)
-	if err != nil {
-		return nil, err
-	}
-	if w.SHA256 != "" {
-		sum := sha256.Sum256(code)
-		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, w.SHA256) {
-			return nil, fmt.Errorf("module %s: sha256 is %s, the policy pins %s", w.Module, got, w.SHA256)
+	opts := wasm.PluginOptions{Name: p.Metadata.Namespace + "/" + p.Metadata.Name}
+	var code []byte
+	var label string // the module, for errors
+	if w := p.Spec.Wasm; p.Spec.Type == configs.PolicyWasm && w != nil {
+		var err error
+		if code, err = b.load(p); err != nil {
+			return nil, err
 		}
+		if w.SHA256 != "" {
+			sum := sha256.Sum256(code)
+			if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, w.SHA256) {
+				return nil, fmt.Errorf("module %s: sha256 is %s, the policy pins %s", w.Module, got, w.SHA256)
+			}
+		}
+		label = w.Module
+		opts.RootID, opts.VMID = w.RootID, w.VMID
+		if opts.Configuration, err = jsonOf(w.Config); err != nil {
+			return nil, fmt.Errorf("wasm.config: %w", err)
+		}
+		if opts.VMConfiguration, err = jsonOf(w.VMConfig); err != nil {
+			return nil, fmt.Errorf("wasm.vmConfig: %w", err)
+		}
+		if w.Timeout != nil {
+			opts.CallTimeout = w.Timeout.Duration
+		}
+		if w.MaxMemory != nil {
+			opts.MaxMemoryPages = uint32(w.MaxMemory.Bytes >> 16)
+		}
+	} else {
+		name, ok := firstParty[p.Spec.Type]
+		if code = b.bundled()[name]; !ok || code == nil {
+			return nil, nil // not bundled in this build: reported as not active
+		}
+		var err error
+		if _, opts.Configuration, err = firstPartyConfig(p); err != nil {
+			return nil, err
+		}
+		label = "bundled " + name
 	}
 	mod, err := b.Runtime.Compile(ctx, code)
 	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", w.Module, err)
+		return nil, fmt.Errorf("module %s: %w", label, err)
 	}
-	opts := wasm.PluginOptions{
-		Name:   p.Metadata.Namespace + "/" + p.Metadata.Name,
-		RootID: w.RootID,
-		VMID:   w.VMID,
-	}
-	if opts.Configuration, err = jsonOf(w.Config); err != nil {
-		return nil, fmt.Errorf("wasm.config: %w", err)
-	}
-	if opts.VMConfiguration, err = jsonOf(w.VMConfig); err != nil {
-		return nil, fmt.Errorf("wasm.vmConfig: %w", err)
-	}
-	if w.Timeout != nil {
-		opts.CallTimeout = w.Timeout.Duration
-	}
-	if w.MaxMemory != nil {
-		opts.MaxMemoryPages = uint32(w.MaxMemory.Bytes >> 16)
-	}
+	// The plugin holds its own reference to the module; this one is only
+	// for starting it.
+	defer mod.Close(ctx)
 	plugin, err := mod.NewPlugin(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -75,11 +92,20 @@ func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, e
 	return &wasmPolicy{plugin: plugin, module: mod.Hash()}, nil
 }
 
+func (b *Builder) bundled() map[string][]byte {
+	b.once.Do(func() {
+		if b.Bundled == nil {
+			b.Bundled = bundled.Modules()
+		}
+	})
+	return b.Bundled
+}
+
 // load reads a policy's module: a bundled module by name, or a file,
 // relative to the directory of the file that declares the policy.
 func (b *Builder) load(p *configs.Policy) ([]byte, error) {
 	name := p.Spec.Wasm.Module
-	if code, ok := b.Bundled[name]; ok {
+	if code, ok := b.bundled()[name]; ok {
 		return code, nil
 	}
 	path := name

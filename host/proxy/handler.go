@@ -99,11 +99,25 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		wb = rl.pickBackend()
 	}
 
+	peer := peerAddr(r.RemoteAddr)
+	trusted := table.trusted.contains(peer)
+	client := peer
+	if trusted {
+		client = table.trusted.clientAddr(peer, r.Header["X-Forwarded-For"])
+	}
+
 	var cr *chainRun
 	if len(m.policies) > 0 {
 		cr = &chainRun{}
 		defer cr.done()
-		info := StreamInfo{RequestID: id, Route: rl.routeKey, Rule: rl.name, Client: addrPort(r.RemoteAddr)}
+		// The client, as far as the listener trusts its proxies, is what
+		// policies see as source.address (as Envoy's remote address with
+		// trusted hops); its port only when it is the peer.
+		src := addrPort(r.RemoteAddr)
+		if client != src.Addr() {
+			src = netip.AddrPortFrom(client, 0)
+		}
+		info := StreamInfo{RequestID: id, Route: rl.routeKey, Rule: rl.name, Client: src}
 		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			info.Local = addrPort(la.String())
 		}
@@ -143,13 +157,6 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		if !st.prepareRequestBody(r.Context(), w, r, cr, id) {
 			return
 		}
-	}
-
-	peer := peerAddr(r.RemoteAddr)
-	trusted := table.trusted.contains(peer)
-	client := peer
-	if trusted {
-		client = table.trusted.clientAddr(peer, r.Header["X-Forwarded-For"])
 	}
 
 	ctx := r.Context()

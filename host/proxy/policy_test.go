@@ -35,6 +35,7 @@ func (p *fakePolicy) NewStream(ctx context.Context, r *http.Request, info Stream
 	}
 	p.open.Add(1)
 	r.Header.Set("X-Policy-Saw-Backend", info.Backend)
+	r.Header.Set("X-Policy-Saw-Client", info.Client.String())
 	return &fakeStream{p: p}, nil
 }
 
@@ -236,5 +237,45 @@ func TestPolicySeesTheChosenBackend(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("the split sent everything to %v", seen)
+	}
+}
+
+// TestPolicySeesTrustedClient: behind a trusted proxy, policies see the
+// client X-Forwarded-For names (without port) as the source address; from
+// an untrusted peer, the peer itself.
+func TestPolicySeesTrustedClient(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Policy-Saw-Client"))
+	})
+	var open atomic.Int64
+	builder := func(ctx context.Context, p *configs.Policy) (Policy, error) {
+		return &fakePolicy{name: p.Metadata.Name, open: &open}, nil
+	}
+	for _, tc := range []struct {
+		trusted string
+		want    func(string) bool
+	}{
+		{"  trustedProxies: [127.0.0.0/8]", func(s string) bool { return s == "203.0.113.9:0" }},
+		{"", func(s string) bool { return strings.HasPrefix(s, "127.0.0.1:") && s != "127.0.0.1:0" }},
+	} {
+		res := gatewayYAML(freePort(t), tc.trusted) + backendYAML("b", be.addr()) + route(`
+    - backendRefs: [{name: b}]
+`) + policyYAML("p", "Wasm", "{kind: ProxyGateway, name: gw}", "")
+		snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: builder})
+		if err := gw.Apply(context.Background(), snap); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range gw.Addrs() {
+			resp := get(t, "http://"+a+"/", "X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+			body, _ := io.ReadAll(resp.Body)
+			if !tc.want(string(body)) {
+				t.Errorf("trusted %q: policy saw client %q", tc.trusted, body)
+			}
+		}
+		gw.Shutdown(context.Background())
 	}
 }

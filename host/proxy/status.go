@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,8 +25,10 @@ func (n Notice) String() string {
 	return fmt.Sprintf("%s %s: %s: %s", n.Kind, n.Name, n.Field, n.Message)
 }
 
-// Inactive lists the parts of snap that are not active yet.
-func Inactive(snap *configs.Snapshot) []Notice {
+// Inactive lists the parts of snap that are not active yet; policies of
+// the activeTypes (whose plugins this build bundles) and of type Wasm are
+// active.
+func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 	var out []Notice
 	add := func(kind, name, field, msg string) {
 		out = append(out, Notice{Kind: kind, Name: name, Field: field, Message: msg})
@@ -64,8 +67,8 @@ func Inactive(snap *configs.Snapshot) []Notice {
 		}
 	}
 	for _, p := range snap.Policies {
-		if p.Spec.Type == configs.PolicyWasm {
-			continue // user modules run on the proxy-wasm host
+		if p.Spec.Type == configs.PolicyWasm || slices.Contains(activeTypes, p.Spec.Type) {
+			continue // run on the proxy-wasm host
 		}
 		add(configs.KindPolicy, key(p.Metadata), "spec.type", "policy type "+p.Spec.Type+" is not active yet (its bundled proxy-wasm module arrives with the first-party policies)")
 	}

@@ -1,0 +1,222 @@
+// Package sdk is what NovaEdge policy plugins are written against: the
+// four bundled policies and users' own. A plugin is a proxy-wasm module
+// built with TinyGo; this package hides the ABI's context bookkeeping and
+// leaves a plugin three things to write: its configuration type, what it
+// does with a request, and what it does with the response.
+//
+//	type Config struct {
+//		Header string `json:"header"`
+//	}
+//
+//	func (c *Config) Validate() error {
+//		if c.Header == "" {
+//			return errors.New("header: required")
+//		}
+//		return nil
+//	}
+//
+//	var plugin = sdk.Plugin[Config]{
+//		Name: "tag",
+//		Start: func(cfg *Config) (sdk.NewFilter, error) {
+//			return func() sdk.Filter { return &tag{cfg: cfg} }, nil
+//		},
+//	}
+//
+//	func main() { sdk.Run(plugin) }
+//
+//	type tag struct {
+//		sdk.BaseFilter
+//		cfg *Config
+//	}
+//
+//	func (t *tag) OnRequest(r *sdk.Request) sdk.Action {
+//		r.SetHeader(t.cfg.Header, "yes")
+//		return sdk.Continue
+//	}
+//
+// The configuration arrives as JSON (the ProxyPolicy's block, or a Wasm
+// policy's config). It is decoded strictly — an unknown field is an error —
+// and validated (Validate, if the type has it) when the plugin starts: a
+// plugin with a bad configuration refuses to start, and the gateway
+// reports why, naming the ProxyPolicy.
+//
+// Build a plugin with
+//
+//	tinygo build -target=wasi -scheduler=none -buildmode=wasi-legacy -no-debug -o x.wasm .
+//
+// and test it with package sdktest, which runs it against an emulated host
+// in plain `go test`.
+package sdk
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// Plugin describes a plugin whose configuration type is C.
+type Plugin[C any] struct {
+	// Name is the plugin's name in its log lines.
+	Name string
+	// Start is called once per configuration, after it was decoded and
+	// validated. It returns the maker of per-request filters; an error
+	// refuses the configuration.
+	Start func(cfg *C) (NewFilter, error)
+	// Tick, if set, is called every TickPeriodMillis milliseconds.
+	Tick             func()
+	TickPeriodMillis uint32
+}
+
+// NewFilter makes the filter of one request.
+type NewFilter func() Filter
+
+// Filter is a plugin's work on one request and its response. Embed
+// BaseFilter for the methods you do not need.
+type Filter interface {
+	// OnRequest runs on the request headers, before the request goes
+	// upstream. Return Continue, or the result of Request.Deny,
+	// Request.Respond or Request.Pause.
+	OnRequest(r *Request) Action
+	// OnResponse runs on the response headers, before they go to the
+	// client.
+	OnResponse(r *Response) Action
+	// OnDone runs when the request is over, whatever happened.
+	OnDone()
+}
+
+// BaseFilter implements Filter doing nothing.
+type BaseFilter struct{}
+
+func (BaseFilter) OnRequest(*Request) Action   { return Continue }
+func (BaseFilter) OnResponse(*Response) Action { return Continue }
+func (BaseFilter) OnDone()                     {}
+
+// Action tells the gateway what to do after a callback.
+type Action = types.Action
+
+const (
+	// Continue lets the request (or response) go on.
+	Continue = types.ActionContinue
+	// Pause holds it until Request.Resume (or a local response).
+	Pause = types.ActionPause
+)
+
+// Validator is implemented by configuration types that check themselves.
+type Validator interface{ Validate() error }
+
+// Run registers the plugin with the host. Call it from main.
+func Run[C any](p Plugin[C]) {
+	proxywasm.SetVMContext(VMContext(p))
+}
+
+// VMContext is the proxy-wasm VM context that runs p (what Run
+// registers); test harnesses take it.
+func VMContext[C any](p Plugin[C]) types.VMContext {
+	return &vmContext[C]{p: p}
+}
+
+// DecodeConfig decodes and validates a configuration as Run does: strict
+// JSON (unknown fields are errors; empty input is the zero value), then
+// Validate if C has it.
+func DecodeConfig[C any](data []byte) (*C, error) {
+	cfg := new(C)
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(cfg); err != nil {
+			return nil, errors.New("configuration: " + strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	if v, ok := any(cfg).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, errors.New("configuration: " + err.Error())
+		}
+	}
+	return cfg, nil
+}
+
+type vmContext[C any] struct {
+	types.DefaultVMContext
+	p Plugin[C]
+}
+
+func (v *vmContext[C]) NewPluginContext(uint32) types.PluginContext {
+	return &pluginContext[C]{p: v.p}
+}
+
+type pluginContext[C any] struct {
+	types.DefaultPluginContext
+	p   Plugin[C]
+	new NewFilter
+}
+
+func (pc *pluginContext[C]) OnPluginStart(int) types.OnPluginStartStatus {
+	data, err := proxywasm.GetPluginConfiguration()
+	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+		proxywasm.LogCriticalf("%s: read configuration: %v", pc.p.Name, err)
+		return types.OnPluginStartStatusFailed
+	}
+	cfg, err := DecodeConfig[C](data)
+	if err == nil && pc.p.Start != nil {
+		pc.new, err = pc.p.Start(cfg)
+	}
+	if err != nil {
+		// The host logs this line with the policy's name.
+		proxywasm.LogCriticalf("%s: %v", pc.p.Name, err)
+		return types.OnPluginStartStatusFailed
+	}
+	if pc.p.Tick != nil && pc.p.TickPeriodMillis > 0 {
+		if err := proxywasm.SetTickPeriodMilliSeconds(pc.p.TickPeriodMillis); err != nil {
+			proxywasm.LogCriticalf("%s: set tick period: %v", pc.p.Name, err)
+			return types.OnPluginStartStatusFailed
+		}
+	}
+	return types.OnPluginStartStatusOK
+}
+
+func (pc *pluginContext[C]) OnTick() {
+	if pc.p.Tick != nil {
+		pc.p.Tick()
+	}
+}
+
+func (pc *pluginContext[C]) NewHttpContext(uint32) types.HttpContext {
+	hc := &httpContext{}
+	if pc.new != nil {
+		hc.f = pc.new()
+	}
+	return hc
+}
+
+// httpContext adapts a Filter to the SDK's HttpContext.
+type httpContext struct {
+	types.DefaultHttpContext
+	f    Filter
+	req  Request
+	resp Response
+}
+
+func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
+	if h.f == nil {
+		return Continue
+	}
+	return h.f.OnRequest(&h.req)
+}
+
+func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
+	if h.f == nil || h.req.answered {
+		return Continue // the plugin's own answer: nothing to decorate
+	}
+	h.resp.req = &h.req
+	return h.f.OnResponse(&h.resp)
+}
+
+func (h *httpContext) OnHttpStreamDone() {
+	if h.f != nil {
+		h.f.OnDone()
+	}
+}

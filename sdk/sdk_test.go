@@ -1,0 +1,110 @@
+package sdk_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/sdktest"
+)
+
+type tagConfig struct {
+	Header string `json:"header"`
+	Deny   string `json:"deny"`
+}
+
+func (c *tagConfig) Validate() error {
+	if c.Header == "" {
+		return errors.New("header: required")
+	}
+	return nil
+}
+
+var tagPlugin = sdk.Plugin[tagConfig]{
+	Name: "tag",
+	Start: func(cfg *tagConfig) (sdk.NewFilter, error) {
+		return func() sdk.Filter { return &tag{cfg: cfg} }, nil
+	},
+}
+
+type tag struct {
+	sdk.BaseFilter
+	cfg  *tagConfig
+	path string
+}
+
+func (t *tag) OnRequest(r *sdk.Request) sdk.Action {
+	if t.cfg.Deny != "" && r.Header(t.cfg.Deny) != "" {
+		return r.Deny(403, "denied by tag", [2]string{"x-denied", "1"})
+	}
+	t.path = r.Path()
+	r.SetHeader(t.cfg.Header, r.Method()+" "+r.Query("q")+" "+r.Cookie("c")+" "+r.ClientIP())
+	return sdk.Continue
+}
+
+func (t *tag) OnResponse(r *sdk.Response) sdk.Action {
+	r.SetHeader("x-path", t.path)
+	r.SetHeader("x-status", strings.Repeat("!", r.Status()/100))
+	return sdk.Continue
+}
+
+func TestFilterThroughHarness(t *testing.T) {
+	h, err := sdktest.Start(t, tagPlugin, `{"header": "x-tag", "deny": "x-no"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.Do(sdktest.Request{
+		Method: "POST", Path: "/a?q=hello%20there&z=1",
+		Headers:    [][2]string{{"cookie", "a=1; c=\"cv\""}},
+		ClientAddr: "10.1.2.3:4567",
+	}, sdktest.Response{Status: 201})
+	if res.Local != nil {
+		t.Fatalf("answered: %+v", res.Local)
+	}
+	if got := res.Upstream.Get("x-tag"); got != "POST hello there cv 10.1.2.3" {
+		t.Errorf("x-tag = %q", got)
+	}
+	if res.Downstream.Get("x-path") != "/a?q=hello%20there&z=1" || res.Downstream.Get("x-status") != "!!" {
+		t.Errorf("response headers %v", res.Downstream)
+	}
+
+	res = h.Do(sdktest.Request{Headers: [][2]string{{"x-no", "1"}, {"x-request-id", "rid-1"}}}, sdktest.Response{})
+	if res.Local == nil || res.Local.Status != 403 || res.Local.Headers.Get("x-denied") != "1" ||
+		res.Local.Headers.Get("content-type") != "application/json" ||
+		res.Local.Body != `{"error":"denied by tag","status":403,"request_id":"rid-1"}` {
+		t.Fatalf("deny: %+v", res.Local)
+	}
+}
+
+func TestBadConfigRefused(t *testing.T) {
+	for _, tc := range []struct{ config, want string }{
+		{`{"header": ""}`, "header: required"},
+		{`{"header": "x", "colour": "blue"}`, `unknown field "colour"`},
+		{`{"header": 5}`, "cannot unmarshal number"},
+		{``, "header: required"},
+	} {
+		_, err := sdktest.Start(t, tagPlugin, tc.config)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("config %q: err = %v, want %q", tc.config, err, tc.want)
+		}
+	}
+}
+
+func TestIPv6ClientIP(t *testing.T) {
+	h, err := sdktest.Start(t, tagPlugin, `{"header": "x-tag"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.Do(sdktest.Request{ClientAddr: "[2001:db8::1]:443"}, sdktest.Response{})
+	if got := res.Upstream.Get("x-tag"); !strings.HasSuffix(got, " 2001:db8::1") {
+		t.Errorf("x-tag = %q", got)
+	}
+}
+
+func TestErrorBody(t *testing.T) {
+	got := string(sdk.ErrorBody(429, `too "many"`, "id\n1"))
+	if want := `{"error":"too \"many\"","status":429,"request_id":"id\n1"}`; got != want {
+		t.Errorf("%s, want %s", got, want)
+	}
+}
