@@ -28,7 +28,7 @@ func newWasmRuntime(ctx context.Context, s *settings, caller wasm.HTTPCaller, lo
 		logger.Warn("no compilation cache for wasm modules: modules compile at every start", "dir", cache, "error", err)
 		cache = ""
 	}
-	rt, err := wasm.NewRuntime(ctx, wasm.Options{CacheDir: cache, Logger: logger, HTTPCaller: caller})
+	rt, err := wasm.NewRuntime(ctx, wasm.Options{CacheDir: cache, Logger: logger, HTTPCaller: caller, Foreign: policy.HostFunctions()})
 	if err != nil {
 		return nil, fmt.Errorf("wasm runtime: %w", err)
 	}

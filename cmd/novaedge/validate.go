@@ -84,7 +84,7 @@ func checkModules(ctx context.Context, snap *configs.Snapshot, logOut, out io.Wr
 		return nil
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rt, err := wasm.NewRuntime(ctx, wasm.Options{Logger: logger})
+	rt, err := wasm.NewRuntime(ctx, wasm.Options{Logger: logger, Foreign: policy.HostFunctions()})
 	if err != nil {
 		return configs.Problems{{Message: "wasm runtime: " + err.Error()}}
 	}

@@ -32,30 +32,41 @@ func ActiveTypes() []string {
 	return out
 }
 
+// pluginConfigs turn a first-party policy's block into its plugin's
+// configuration (a value marshalled to JSON). Each type registers its own,
+// in its file.
+var pluginConfigs = map[string]func(*configs.Policy) (any, error){
+	configs.PolicyCORS: corsPluginConfig,
+}
+
 // firstPartyConfig returns the bundled module and plugin configuration of
 // a first-party policy.
 func firstPartyConfig(p *configs.Policy) (module string, config []byte, err error) {
-	module = firstParty[p.Spec.Type]
-	var v any
-	switch p.Spec.Type {
-	case configs.PolicyCORS:
-		c := p.Spec.CORS
-		if c == nil {
-			return "", nil, fmt.Errorf("spec.cors: required for type CORS")
-		}
-		v = corsConfig{
-			AllowOrigins:     c.AllowOrigins,
-			AllowMethods:     c.AllowMethods,
-			AllowHeaders:     c.AllowHeaders,
-			ExposeHeaders:    c.ExposeHeaders,
-			MaxAgeSeconds:    int64(c.MaxAge.D(0).Seconds()),
-			AllowCredentials: c.AllowCredentials,
-		}
-	default:
+	conv := pluginConfigs[p.Spec.Type]
+	if conv == nil {
 		return "", nil, fmt.Errorf("policy type %s has no bundled plugin", p.Spec.Type)
 	}
+	v, err := conv(p)
+	if err != nil {
+		return "", nil, err
+	}
 	config, err = json.Marshal(v)
-	return module, config, err
+	return firstParty[p.Spec.Type], config, err
+}
+
+func corsPluginConfig(p *configs.Policy) (any, error) {
+	c := p.Spec.CORS
+	if c == nil {
+		return nil, fmt.Errorf("spec.cors: required for type CORS")
+	}
+	return corsConfig{
+		AllowOrigins:     c.AllowOrigins,
+		AllowMethods:     c.AllowMethods,
+		AllowHeaders:     c.AllowHeaders,
+		ExposeHeaders:    c.ExposeHeaders,
+		MaxAgeSeconds:    int64(c.MaxAge.D(0).Seconds()),
+		AllowCredentials: c.AllowCredentials,
+	}, nil
 }
 
 // corsConfig is plugins/cors's Config.

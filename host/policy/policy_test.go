@@ -125,7 +125,7 @@ spec:
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	caller := &Caller{}
-	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, HTTPCaller: caller})
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, HTTPCaller: caller, Foreign: HostFunctions()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 // copies its result into guest memory allocated with
 // proxy_on_memory_allocate and stores its address and size (u32 LE).
 // The function runs inside the callback: it counts against CallTimeout.
+// CallerName(ctx) is the calling plugin's name: host state a function keeps
+// per plugin cannot be reached by another plugin.
 // Status: OK; NotFound (no such function); InternalFailure (it returned an
 // error); InvalidMemoryAccess.
 func proxyCallForeignFunction(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
@@ -26,10 +28,19 @@ func proxyCallForeignFunction(ctx context.Context, v *vm, mem api.Memory, st []u
 	if f == nil {
 		return statusNotFound
 	}
-	res, err := f(ctx, append([]byte(nil), args...))
+	res, err := f(context.WithValue(ctx, callerKey{}, v.p.opts.Name), append([]byte(nil), args...))
 	if err != nil {
 		v.log.Debug("wasm: foreign function failed", "name", name, "err", err)
 		return statusInternalFailure
 	}
 	return v.writeOut(ctx, mem, res, arg(st, 4), arg(st, 5))
+}
+
+type callerKey struct{}
+
+// CallerName returns, inside a ForeignFunc, the name (PluginOptions.Name)
+// of the plugin that called it.
+func CallerName(ctx context.Context) string {
+	name, _ := ctx.Value(callerKey{}).(string)
+	return name
 }

@@ -304,11 +304,14 @@ func TestFeatures(t *testing.T) {
 	calls := make(chan HTTPCallRequest, 1)
 	r, _ := newRuntime(t, Options{
 		HTTPCaller: echoCaller{calls: calls},
-		Foreign: map[string]ForeignFunc{"echo": func(_ context.Context, arg []byte) ([]byte, error) {
+		Foreign: map[string]ForeignFunc{"echo": func(ctx context.Context, arg []byte) ([]byte, error) {
+			if CallerName(ctx) != "feat" {
+				return nil, errors.New("caller " + CallerName(ctx))
+			}
 			return append([]byte("echo:"), arg...), nil
 		}},
 	})
-	p := newPlugin(t, r, "features", PluginOptions{VMID: "vm1"})
+	p := newPlugin(t, r, "features", PluginOptions{Name: "feat", VMID: "vm1"})
 	s, _ := p.NewStream(context.Background(), StreamInfo{Request: newRequest("/")})
 	defer s.Done()
 	h := http.Header{}
