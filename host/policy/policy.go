@@ -139,14 +139,18 @@ func (w *wasmPolicy) Stats() proxy.PolicyStats {
 }
 
 func (w *wasmPolicy) NewStream(ctx context.Context, r *http.Request, info proxy.StreamInfo) (proxy.PolicyStream, error) {
-	s, err := w.plugin.NewStream(ctx, wasm.StreamInfo{
+	si := wasm.StreamInfo{
 		Request:     r,
 		RouteName:   info.Route,
 		ClusterName: info.Backend,
 		ClientAddr:  info.Client,
 		LocalAddr:   info.Local,
 		RequestID:   info.RequestID,
-	})
+	}
+	if info.State != nil {
+		si.Shared = info.State
+	}
+	s, err := w.plugin.NewStream(ctx, si)
 	if err != nil {
 		return nil, err
 	}

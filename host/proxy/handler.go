@@ -117,7 +117,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		if client != src.Addr() {
 			src = netip.AddrPortFrom(client, 0)
 		}
-		info := StreamInfo{RequestID: id, Route: rl.routeKey, Rule: rl.name, Client: src}
+		info := StreamInfo{RequestID: id, Route: rl.routeKey, Rule: rl.name, Client: src, State: &RequestState{}}
 		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			info.Local = addrPort(la.String())
 		}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/novaedge/novaedge/configs"
 )
@@ -45,6 +46,35 @@ type StreamInfo struct {
 	Backend   string // namespace/name of the backend chosen for the request
 	Client    netip.AddrPort
 	Local     netip.AddrPort
+	// State is shared by the policies of the request: what one sets,
+	// those after it read (the proxy-wasm properties plugins set).
+	State *RequestState
+}
+
+// RequestState is a request's properties set by its policies (Envoy's
+// filter state). Safe for concurrent use: a request body's policies run on
+// the transport's goroutine.
+type RequestState struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// Property returns the value set under key.
+func (s *RequestState) Property(key string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok
+}
+
+// SetProperty sets key to value.
+func (s *RequestState) SetProperty(key string, value []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[key] = value
 }
 
 // PolicyStream is one policy's view of one request. The gateway calls

@@ -25,14 +25,21 @@ import (
 // source/destination.address are "ip:port", as in Envoy. plugin_* are those
 // of the plugin whose context (a root context or one of its streams) is
 // effective. Values set with proxy_set_property are visible to
-// proxy_get_property of the same stream (or of the same root context).
+// proxy_get_property of the same stream (or of the same root context); when
+// StreamInfo.Shared is set, to every plugin of the request (Envoy's filter
+// state: a policy passes what it learnt, say a token's verified claims, to
+// the policies after it).
 // Unknown paths go to the effective plugin's PluginOptions.Properties.
 
 // property returns the value of a property path for the effective context.
 func (v *vm) property(path []string) ([]byte, bool) {
 	key := strings.Join(path, ".")
 	s := v.cur
-	if s != nil {
+	if s != nil && s.info.Shared != nil {
+		if b, ok := s.info.Shared.Property(key); ok {
+			return b, true
+		}
+	} else if s != nil {
 		if b, ok := s.props[key]; ok {
 			return b, true
 		}
@@ -200,7 +207,10 @@ func proxySetProperty(ctx context.Context, v *vm, mem api.Memory, st []uint64) s
 	}
 	key := strings.Join(splitPath(b), ".")
 	var props *map[string][]byte
-	if s := v.cur; s != nil {
+	if s := v.cur; s != nil && s.info.Shared != nil {
+		s.info.Shared.SetProperty(key, slices.Clone(val))
+		return statusOK
+	} else if s != nil {
 		props = &s.props
 	} else if r := v.root; r != nil {
 		props = &r.props

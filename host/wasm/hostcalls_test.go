@@ -1,8 +1,10 @@
 package wasm
 
 import (
+	"context"
 	"encoding/binary"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 )
@@ -244,4 +246,58 @@ func (h *fuzzHost) out8(t *testing.T) []byte {
 		t.Fatal("read")
 	}
 	return b
+}
+
+type mapProps struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (p *mapProps) Property(k string) ([]byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.m[k]
+	return v, ok
+}
+
+func (p *mapProps) SetProperty(k string, v []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m[k] = v
+}
+
+// TestSharedStreamProperties: with StreamInfo.Shared, a property one
+// plugin's stream sets is what another stream of the same request reads.
+func TestSharedStreamProperties(t *testing.T) {
+	h := newFuzzHost(t)
+	defer h.close()
+	ctx := context.Background()
+	shared := &mapProps{m: map[string][]byte{}}
+	h.s.Done()
+	var err error
+	if h.s, err = h.p.NewStream(ctx, StreamInfo{Request: newRequest("/"), Shared: shared}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := h.p.NewStream(ctx, StreamInfo{Request: newRequest("/"), Shared: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Done()
+	h.put(t, in0, []byte("jwt\x00sub"))
+	h.put(t, in1, []byte("alice"))
+	if st := h.hc(t, "proxy_set_property", in0, 7, in1, 5); st != statusOK {
+		t.Fatal(st)
+	}
+	if string(shared.m["jwt.sub"]) != "alice" {
+		t.Fatalf("shared state %q", shared.m)
+	}
+	v := other.vm
+	v.mu.Lock()
+	v.cur = other
+	got, ok := v.property([]string{"jwt", "sub"})
+	v.cur = nil
+	v.mu.Unlock()
+	if !ok || string(got) != "alice" {
+		t.Fatalf("the other stream read %q, %v", got, ok)
+	}
 }

@@ -24,6 +24,16 @@ type StreamInfo struct {
 	TLSVersion string
 	// Start is the request.time property; zero means when NewStream ran.
 	Start time.Time
+	// Shared, if set, keeps the properties the plugin sets on the stream,
+	// for every plugin of the request to read.
+	Shared StreamProperties
+}
+
+// StreamProperties holds the properties plugins set on one request. Its
+// methods may be called from several goroutines.
+type StreamProperties interface {
+	Property(key string) ([]byte, bool)
+	SetProperty(key string, value []byte)
 }
 
 // Verdict is the outcome of a callback: nil Local means continue.
