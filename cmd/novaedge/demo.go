@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +16,10 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run the reference API gateway on localhost with three demo services",
 		Long: `Run the reference use case (examples/api-gateway) on localhost: three demo
-services (users, orders, products on 127.0.0.1:18081-18083) and the gateway on
-127.0.0.1:8080, from the resources embedded in the binary. Ctrl-C stops all.`,
+services (users, orders, products on 127.0.0.1:18081-18083), a development
+token issuer (JWKS on 127.0.0.1:18090, standing in for auth.example.com) and
+the gateway on 127.0.0.1:8080, from the resources embedded in the binary. It
+prints a valid token and commands to try. Ctrl-C stops all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := loadSettings(cmd)
@@ -32,8 +35,19 @@ services (users, orders, products on 127.0.0.1:18081-18083) and the gateway on
 				return err
 			}
 			defer stop()
-			printDemoHelp(cmd.OutOrStdout(), s.Admin)
-			load := func() (*configs.Snapshot, error) { return configs.LoadFiles(apigateway.Files()) }
+			// A local token issuer stands in for auth.example.com: the
+			// JWT policy fetches its JWKS, and its tokens pass.
+			issuer, err := apigateway.StartIssuer(apigateway.DevIssuerAddr)
+			if err != nil {
+				return err
+			}
+			defer issuer.Close()
+			token, err := issuer.Token("user-42", 24*time.Hour)
+			if err != nil {
+				return err
+			}
+			printDemoHelp(cmd.OutOrStdout(), s.Admin, token)
+			load := func() (*configs.Snapshot, error) { return configs.LoadFiles(apigateway.DemoFiles(issuer.URL)) }
 			return serve(cmd.Context(), s, logger, load)
 		},
 	}
@@ -41,23 +55,29 @@ services (users, orders, products on 127.0.0.1:18081-18083) and the gateway on
 	return cmd
 }
 
-func printDemoHelp(w io.Writer, admin string) {
+func printDemoHelp(w io.Writer, admin, token string) {
 	fmt.Fprintf(w, `
 NovaEdge demo: the reference API gateway on http://localhost:8080
-  (users, orders and products demo services on 127.0.0.1:18081-18083)
+  (users, orders and products demo services on 127.0.0.1:18081-18083;
+   a development token issuer for https://auth.example.com on 127.0.0.1:18090)
+
+A valid token (RS256, sub user-42, 24h):
+  export TOKEN=%[2]s
 
 Try, in another terminal:
-  curl -s localhost:8080/api/v1/users/42                      # → users service (P2C)
-  curl -s -H 'Host: api.example.com' localhost:8080/api/v1/orders   # → orders (LeastConn)
-  curl -s localhost:8080/api/v1/products                      # → products, GET only
-  curl -si -X POST localhost:8080/api/v1/products             # → 404 JSON: no route
-  curl -si localhost:8080/api/v1/usersX                       # → 404: prefixes match whole segments
-  head -c 2000000 /dev/zero | curl -si --data-binary @- localhost:8080/api/v1/users   # → 413 (1Mi limit)
-  curl -N localhost:8080/api/v1/users/sse?n=5                 # → server-sent events, streamed
-  go run ./cmd/novaedge status                                # the running gateway, as tables
-  curl -s %[1]s/status                                  # the admin API (also /config, /healthz, /readyz)
+  curl -si localhost:8080/api/v1/users/42                     # → 401 + WWW-Authenticate: no token
+  curl -si -H "Authorization: Bearer $TOKEN" -H 'X-API-Key: demo' localhost:8080/api/v1/users/42
+                                                              # → 200 from users, X-RateLimit-*, security headers
+  for i in $(seq 260); do curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" \
+    -H 'X-API-Key: demo' localhost:8080/api/v1/products; done | sort | uniq -c   # → 200s, then 429s (burst 200)
+  curl -si -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' \
+    localhost:8080/api/v1/orders                              # → 204 CORS preflight, answered by the gateway
+  curl -s -H "Authorization: Bearer $TOKEN" -H 'Host: api.example.com' localhost:8080/api/v1/orders   # → orders (LeastConn)
+  curl -si -H "Authorization: Bearer $TOKEN" localhost:8080/api/v1/usersX   # → 404: prefixes match whole segments
+  go run ./cmd/novaedge status                                # the running gateway and its plugins, as tables
+  curl -s %[1]s/status                                  # the admin API (also /config, /metrics, /healthz, /readyz)
 
 Walk-through: examples/api-gateway/README.md. Ctrl-C stops everything.
 
-`, admin)
+`, admin, token)
 }

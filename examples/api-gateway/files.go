@@ -5,6 +5,7 @@
 package apigateway
 
 import (
+	"bytes"
 	"embed"
 	"io/fs"
 
@@ -28,6 +29,17 @@ func Files() []configs.File {
 			panic("apigateway: embedded files: " + err.Error())
 		}
 		files = append(files, configs.File{Name: e.Name(), Data: data})
+	}
+	return files
+}
+
+// DemoFiles returns Files with the JWT policy's jwksUri pointed at jwksURL
+// (the local dev issuer's) instead of the reference's auth.example.com,
+// which a laptop cannot reach. Nothing else changes.
+func DemoFiles(jwksURL string) []configs.File {
+	files := Files()
+	for i := range files {
+		files[i].Data = bytes.ReplaceAll(files[i].Data, []byte(ReferenceJWKSURI), []byte(jwksURL))
 	}
 	return files
 }
