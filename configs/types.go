@@ -464,6 +464,16 @@ type SecurityHeaders struct {
 	ReferrerPolicy        string `json:"referrerPolicy,omitempty"`
 	ContentSecurityPolicy string `json:"contentSecurityPolicy,omitempty"`
 	PermissionsPolicy     string `json:"permissionsPolicy,omitempty"`
+	// CrossOriginOpenerPolicy, CrossOriginEmbedderPolicy and
+	// CrossOriginResourcePolicy are the Cross-Origin-*-Policy headers.
+	CrossOriginOpenerPolicy   string `json:"crossOriginOpenerPolicy,omitempty"`
+	CrossOriginEmbedderPolicy string `json:"crossOriginEmbedderPolicy,omitempty"`
+	CrossOriginResourcePolicy string `json:"crossOriginResourcePolicy,omitempty"`
+	// RemoveHeaders are removed from responses (Server, X-Powered-By).
+	RemoveHeaders []string `json:"removeHeaders,omitempty"`
+	// Override: a configured header replaces the backend's own; by
+	// default the backend's wins.
+	Override bool `json:"override,omitempty"`
 }
 
 // HSTS is the Strict-Transport-Security header.

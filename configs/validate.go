@@ -640,11 +640,23 @@ var referrerPolicies = []string{
 }
 
 func validateSecurityHeaders(o *object, path string, h *SecurityHeaders) {
-	if hs := h.HSTS; hs != nil && hs.MaxAge < 0 {
+	switch hs := h.HSTS; {
+	case hs == nil:
+	case hs.MaxAge < 0:
 		o.errorf(path+".hsts.maxAge", "must not be negative, got %d", hs.MaxAge)
+	case hs.Enabled && hs.MaxAge == 0:
+		o.errorf(path+".hsts.maxAge", "required when hsts is enabled (seconds; 31536000 is one year)")
+	case hs.Enabled && hs.Preload && (!hs.IncludeSubDomains || hs.MaxAge < 31536000):
+		o.errorf(path+".hsts.preload", "the HSTS preload list requires includeSubDomains and a maxAge of at least 31536000 (one year)")
 	}
 	o.optionalEnum(path+".xFrameOptions", h.XFrameOptions, "DENY", "SAMEORIGIN")
 	o.optionalEnum(path+".referrerPolicy", h.ReferrerPolicy, referrerPolicies...)
+	o.optionalEnum(path+".crossOriginOpenerPolicy", h.CrossOriginOpenerPolicy, "same-origin", "same-origin-allow-popups", "noopener-allow-popups", "unsafe-none")
+	o.optionalEnum(path+".crossOriginEmbedderPolicy", h.CrossOriginEmbedderPolicy, "require-corp", "credentialless", "unsafe-none")
+	o.optionalEnum(path+".crossOriginResourcePolicy", h.CrossOriginResourcePolicy, "same-site", "same-origin", "cross-origin")
 	o.headerValue(path+".contentSecurityPolicy", h.ContentSecurityPolicy)
 	o.headerValue(path+".permissionsPolicy", h.PermissionsPolicy)
+	for i, n := range h.RemoveHeaders {
+		o.token(index(path+".removeHeaders", i), n, "header name")
+	}
 }
