@@ -60,6 +60,9 @@ func newEcho(t *testing.T) *echo {
 				w.Header().Set(strings.TrimSpace(k), strings.TrimSpace(val))
 			}
 		}
+		if r.Header.Get("X-Echo-Path") != "" {
+			fmt.Fprintf(w, "path=%s\n", r.URL.RequestURI())
+		}
 		if r.Method == http.MethodPost {
 			b, _ := io.ReadAll(r.Body)
 			fmt.Fprintf(w, "body=%s len=%d\n", b, r.ContentLength)
