@@ -1,15 +1,21 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/wasm"
 )
 
 // TestKeyAuthThroughGateway runs the bundled KeyAuth plugin with keys from
@@ -141,5 +147,124 @@ func TestKeyAuthPluginConfig(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// consumerReader stands for a policy that runs after KeyAuth (a RateLimit
+// keyed on the consumer): it reads the keyauth.consumer property the
+// plugin set and shows it to the backend.
+type consumerReader struct{}
+
+func (consumerReader) NewStream(_ context.Context, _ *http.Request, info proxy.StreamInfo) (proxy.PolicyStream, error) {
+	return &consumerStream{state: info.State}, nil
+}
+func (consumerReader) Close() {}
+
+type consumerStream struct{ state *proxy.RequestState }
+
+func (s *consumerStream) RequestHeaders(_ context.Context, r *http.Request) (*proxy.LocalResponse, error) {
+	if s.state != nil {
+		if v, ok := s.state.Property("keyauth.consumer"); ok {
+			r.Header.Set("X-Seen-Consumer", string(v))
+		}
+	}
+	return nil, nil
+}
+func (s *consumerStream) ResponseHeaders(context.Context, int, http.Header, bool) (*proxy.LocalResponse, error) {
+	return nil, nil
+}
+func (s *consumerStream) Done() {}
+
+// TestKeyAuthConsumerProperty: the policies after KeyAuth on the request
+// read the consumer from the keyauth.consumer property.
+func TestKeyAuthConsumerProperty(t *testing.T) {
+	be := newEcho(t)
+	res := fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
+kind: ProxyGateway
+metadata: {name: gw, namespace: t}
+spec:
+  listeners: [{name: http, address: 127.0.0.1, port: %d, protocol: HTTP}]
+---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyBackend
+metadata: {name: app, namespace: t}
+spec:
+  endpoints: [{address: %q}]
+---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyRoute
+metadata: {name: r, namespace: t}
+spec:
+  rules:
+    - backendRefs: [{name: app}]
+`, freePort(t), strings.TrimPrefix(be.URL, "http://")) +
+		firstPartyDoc("limit", "RateLimit", "  rateLimit: {requestsPerSecond: 1000, key: \"header:X-Consumer\"}\n") +
+		firstPartyDoc("keys", "KeyAuth", "  keyAuth:\n    keys: [{key: alice-key-0123456789, consumer: alice}]\n")
+	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, Foreign: HostFunctions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	b := &Builder{Runtime: rt}
+	build := func(ctx context.Context, p *configs.Policy) (proxy.Policy, error) {
+		if p.Spec.Type == configs.PolicyRateLimit {
+			return consumerReader{}, nil
+		}
+		return b.Build(ctx, p)
+	}
+	gw := proxy.New(proxy.Options{Logger: logger, Policies: build})
+	if err := gw.Apply(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gw.Shutdown(ctx)
+	})
+	e := &env{gw: gw, backend: be}
+	for _, a := range gw.Addrs() {
+		e.base = "http://" + a
+	}
+	r, body := e.get(t, "X-API-Key", "alice-key-0123456789")
+	if r.StatusCode != 200 || !strings.Contains(body, "X-Seen-Consumer: alice\n") {
+		t.Errorf("%d:\n%s", r.StatusCode, body)
+	}
+}
+
+// TestKeyAuthWithCORS: CORS runs first, so a preflight is answered without
+// a key, and a browser can read the 401 of a keyless actual request.
+func TestKeyAuthWithCORS(t *testing.T) {
+	e, err := setup(t, firstPartyDoc("keys", "KeyAuth", "  keyAuth:\n    keys: [{key: alice-key-0123456789, consumer: alice}]\n")+
+		firstPartyDoc("cors", "CORS", "  cors: {allowOrigins: [\"https://app.example.com\"], allowHeaders: [X-API-Key]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("OPTIONS", e.base+"/hello", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Headers", "x-api-key")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	r, _ := e.get(t, "Origin", "https://app.example.com")
+	if r.StatusCode != 401 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Errorf("keyless request: %d %v", r.StatusCode, r.Header)
+	}
+	r, body := e.get(t, "Origin", "https://app.example.com", "X-API-Key", "alice-key-0123456789")
+	if r.StatusCode != 200 || !strings.Contains(body, "X-Consumer: alice\n") {
+		t.Errorf("keyed request: %d\n%s", r.StatusCode, body)
+	}
+	if e.backend.count() != 1 {
+		t.Errorf("backend saw %d requests, want 1", e.backend.count())
 	}
 }
