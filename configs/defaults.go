@@ -13,41 +13,43 @@ import (
 
 // Default values, as the snapshot shows them.
 const (
-	defaultLBPolicy          = "RoundRobin"
-	defaultBackendProtocol   = "HTTP"
-	defaultConnectTimeout    = 5 * time.Second
-	defaultRefreshInterval   = 30 * time.Second
-	defaultHealthInterval    = 10 * time.Second
-	defaultHealthTimeout     = 5 * time.Second
-	defaultHealthyThreshold  = 2
-	defaultUnhealthyThresh   = 3
-	defaultHealthPath        = "/healthz"
-	defaultBreakerInterval   = 10 * time.Second
-	defaultBaseEjectionTime  = 30 * time.Second
-	defaultMaxEjectionPct    = 50
-	defaultMaxIdleConns      = 1024
-	defaultMaxIdlePerHost    = 256
-	defaultIdleConnTimeout   = 90 * time.Second
-	defaultBackoffBase       = 25 * time.Millisecond
-	defaultBackoffMax        = 250 * time.Millisecond
-	defaultRetryBudgetPct    = 20
-	defaultMinRetryConc      = 3
-	defaultRedirectCode      = 302
-	defaultSchemeRedirect    = 301
-	defaultCompressionLevel  = 6
-	defaultCompressionMin    = 1024
-	defaultCacheTTL          = 5 * time.Minute
-	defaultCacheMaxTTL       = time.Hour
-	defaultCacheEntrySize    = 1 << 20
-	defaultCacheSize         = 64 << 20
-	defaultReadHeaderTimeout = 10 * time.Second
-	defaultIdleTimeout       = 120 * time.Second
-	defaultMaxHeaderBytes    = 64 << 10
-	defaultTLSMinVersion     = "TLS1.2"
-	defaultFailurePolicy     = "FailClosed"
-	defaultRateLimitKey      = "ip"
-	defaultJWTHeader         = "Authorization"
-	defaultJWTPrefix         = "Bearer "
+	defaultLBPolicy              = "RoundRobin"
+	defaultBackendProtocol       = "HTTP"
+	defaultConnectTimeout        = 5 * time.Second
+	defaultRefreshInterval       = 30 * time.Second
+	defaultHealthInterval        = 10 * time.Second
+	defaultHealthTimeout         = 5 * time.Second
+	defaultHealthyThreshold      = 2
+	defaultUnhealthyThresh       = 3
+	defaultHealthPath            = "/healthz"
+	defaultBreakerInterval       = 10 * time.Second
+	defaultBaseEjectionTime      = 30 * time.Second
+	defaultMaxEjectionPct        = 50
+	defaultMaxIdleConns          = 1024
+	defaultMaxIdlePerHost        = 256
+	defaultIdleConnTimeout       = 90 * time.Second
+	defaultBackoffBase           = 25 * time.Millisecond
+	defaultBackoffMax            = 250 * time.Millisecond
+	defaultRetryBudgetPct        = 20
+	defaultMinRetryConc          = 3
+	defaultRedirectCode          = 302
+	defaultSchemeRedirect        = 301
+	defaultCompressionLevel      = 6
+	defaultCompressionMin        = 1024
+	defaultCacheTTL              = 5 * time.Minute
+	defaultCacheMaxTTL           = time.Hour
+	defaultCacheEntrySize        = 1 << 20
+	defaultCacheSize             = 64 << 20
+	defaultReadHeaderTimeout     = 10 * time.Second
+	defaultIdleTimeout           = 120 * time.Second
+	defaultMaxHeaderBytes        = 64 << 10
+	defaultTLSMinVersion         = "TLS1.2"
+	defaultFailurePolicy         = "FailClosed"
+	defaultRateLimitKey          = "ip"
+	defaultJWTHeader             = "Authorization"
+	defaultJWTPrefix             = "Bearer "
+	defaultKeyAuthHeader         = "X-API-Key"
+	defaultKeyAuthConsumerHeader = "X-Consumer"
 )
 
 // defaultRetryOn is what a retry retries when retryOn is empty.
@@ -232,6 +234,10 @@ func defaultPolicy(s *PolicySpec, namespace string) {
 	if j := s.JWT; j != nil {
 		setDefault(&j.HeaderName, defaultJWTHeader)
 		setDefault(&j.HeaderPrefix, defaultJWTPrefix)
+	}
+	if k := s.KeyAuth; k != nil {
+		setDefault(&k.Header, defaultKeyAuthHeader)
+		setDefault(&k.ConsumerHeader, defaultKeyAuthConsumerHeader)
 	}
 }
 

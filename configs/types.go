@@ -396,6 +396,7 @@ const (
 	PolicyJWT             = "JWT"
 	PolicyCORS            = "CORS"
 	PolicySecurityHeaders = "SecurityHeaders"
+	PolicyKeyAuth         = "KeyAuth"
 	PolicyWasm            = "Wasm"
 )
 
@@ -415,6 +416,7 @@ type PolicySpec struct {
 	JWT             *JWT             `json:"jwt,omitempty"`
 	CORS            *CORS            `json:"cors,omitempty"`
 	SecurityHeaders *SecurityHeaders `json:"securityHeaders,omitempty"`
+	KeyAuth         *KeyAuth         `json:"keyAuth,omitempty"`
 	Wasm            *Wasm            `json:"wasm,omitempty"`
 }
 
@@ -464,6 +466,16 @@ type SecurityHeaders struct {
 	ReferrerPolicy        string `json:"referrerPolicy,omitempty"`
 	ContentSecurityPolicy string `json:"contentSecurityPolicy,omitempty"`
 	PermissionsPolicy     string `json:"permissionsPolicy,omitempty"`
+	// CrossOriginOpenerPolicy, CrossOriginEmbedderPolicy and
+	// CrossOriginResourcePolicy are the Cross-Origin-*-Policy headers.
+	CrossOriginOpenerPolicy   string `json:"crossOriginOpenerPolicy,omitempty"`
+	CrossOriginEmbedderPolicy string `json:"crossOriginEmbedderPolicy,omitempty"`
+	CrossOriginResourcePolicy string `json:"crossOriginResourcePolicy,omitempty"`
+	// RemoveHeaders are removed from responses (Server, X-Powered-By).
+	RemoveHeaders []string `json:"removeHeaders,omitempty"`
+	// Override: a configured header replaces the backend's own; by
+	// default the backend's wins.
+	Override bool `json:"override,omitempty"`
 }
 
 // HSTS is the Strict-Transport-Security header.
@@ -472,6 +484,34 @@ type HSTS struct {
 	MaxAge            int64 `json:"maxAge,omitempty"` // seconds
 	IncludeSubDomains bool  `json:"includeSubDomains,omitempty"`
 	Preload           bool  `json:"preload,omitempty"`
+}
+
+// KeyAuth authenticates requests by API key.
+type KeyAuth struct {
+	// Keys maps keys to the names of their consumers.
+	Keys []APIKey `json:"keys,omitempty"`
+	// KeysFile is a file of keys (relative to the declaring file), one
+	// "KEY CONSUMER" per line; blank lines and "#" comments are skipped.
+	// The gateway reads it when it builds the policy.
+	KeysFile string `json:"keysFile,omitempty"`
+	// Header carries the key (default X-API-Key).
+	Header string `json:"header,omitempty"`
+	// Query, if set, names a query parameter that may carry the key when
+	// the header does not.
+	Query string `json:"query,omitempty"`
+	// HideCredentials removes the key from the request before the backend
+	// sees it.
+	HideCredentials bool `json:"hideCredentials,omitempty"`
+	// ConsumerHeader carries the consumer's name to the backend (default
+	// X-Consumer); copies a client sends are removed.
+	ConsumerHeader string `json:"consumerHeader,omitempty"`
+}
+
+// APIKey is one key of a KeyAuth policy: the key itself, or its SHA-256.
+type APIKey struct {
+	Key      string `json:"key,omitempty"`
+	SHA256   string `json:"sha256,omitempty"` // hex, of the key
+	Consumer string `json:"consumer"`
 }
 
 // Wasm runs a user's proxy-wasm module.

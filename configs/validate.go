@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -483,7 +484,7 @@ func validateHeaderModifier(o *object, path string, h *HeaderModifier) {
 // ------------------------------------------------------------- ProxyPolicy
 
 func validatePolicy(o *object, s *PolicySpec) {
-	valid := o.enum("spec.type", s.Type, PolicyRateLimit, PolicyJWT, PolicyCORS, PolicySecurityHeaders, PolicyWasm)
+	valid := o.enum("spec.type", s.Type, PolicyRateLimit, PolicyJWT, PolicyCORS, PolicySecurityHeaders, PolicyKeyAuth, PolicyWasm)
 	blocks := []struct {
 		typ, key string
 		set      bool
@@ -492,6 +493,7 @@ func validatePolicy(o *object, s *PolicySpec) {
 		{PolicyJWT, "jwt", s.JWT != nil},
 		{PolicyCORS, "cors", s.CORS != nil},
 		{PolicySecurityHeaders, "securityHeaders", s.SecurityHeaders != nil},
+		{PolicyKeyAuth, "keyAuth", s.KeyAuth != nil},
 		{PolicyWasm, "wasm", s.Wasm != nil},
 	}
 	for _, b := range blocks {
@@ -522,6 +524,9 @@ func validatePolicy(o *object, s *PolicySpec) {
 	}
 	if h := s.SecurityHeaders; h != nil {
 		validateSecurityHeaders(o, "spec.securityHeaders", h)
+	}
+	if k := s.KeyAuth; k != nil {
+		validateKeyAuth(o, "spec.keyAuth", k)
 	}
 	if w := s.Wasm; w != nil {
 		o.required("spec.wasm.module", w.Module, "the path or URL of the .wasm file")
@@ -640,11 +645,75 @@ var referrerPolicies = []string{
 }
 
 func validateSecurityHeaders(o *object, path string, h *SecurityHeaders) {
-	if hs := h.HSTS; hs != nil && hs.MaxAge < 0 {
+	switch hs := h.HSTS; {
+	case hs == nil:
+	case hs.MaxAge < 0:
 		o.errorf(path+".hsts.maxAge", "must not be negative, got %d", hs.MaxAge)
+	case hs.Enabled && hs.MaxAge == 0:
+		o.errorf(path+".hsts.maxAge", "required when hsts is enabled (seconds; 31536000 is one year)")
+	case hs.Enabled && hs.Preload && (!hs.IncludeSubDomains || hs.MaxAge < 31536000):
+		o.errorf(path+".hsts.preload", "the HSTS preload list requires includeSubDomains and a maxAge of at least 31536000 (one year)")
 	}
 	o.optionalEnum(path+".xFrameOptions", h.XFrameOptions, "DENY", "SAMEORIGIN")
 	o.optionalEnum(path+".referrerPolicy", h.ReferrerPolicy, referrerPolicies...)
+	o.optionalEnum(path+".crossOriginOpenerPolicy", h.CrossOriginOpenerPolicy, "same-origin", "same-origin-allow-popups", "noopener-allow-popups", "unsafe-none")
+	o.optionalEnum(path+".crossOriginEmbedderPolicy", h.CrossOriginEmbedderPolicy, "require-corp", "credentialless", "unsafe-none")
+	o.optionalEnum(path+".crossOriginResourcePolicy", h.CrossOriginResourcePolicy, "same-site", "same-origin", "cross-origin")
 	o.headerValue(path+".contentSecurityPolicy", h.ContentSecurityPolicy)
 	o.headerValue(path+".permissionsPolicy", h.PermissionsPolicy)
+	for i, n := range h.RemoveHeaders {
+		o.token(index(path+".removeHeaders", i), n, "header name")
+	}
+}
+
+func validateKeyAuth(o *object, path string, k *KeyAuth) {
+	if len(k.Keys) == 0 && k.KeysFile == "" && !o.failed[path+".keys"] {
+		o.errorf(path+".keys", "at least one key is required (keys, or a keysFile)")
+	}
+	seen := map[string]bool{}
+	for i, key := range k.Keys {
+		kp := index(path+".keys", i)
+		switch {
+		case key.Key != "" && key.SHA256 != "":
+			o.errorf(kp, "key and sha256 are exclusive: give the key or its SHA-256")
+		case key.Key != "":
+			if msg := APIKeyProblem(key.Key); msg != "" {
+				o.errorf(kp+".key", "%s", msg)
+			} else if seen[key.Key] {
+				o.errorf(kp+".key", "duplicate key (keys[%d] has it too)", slices.IndexFunc(k.Keys, func(a APIKey) bool { return a.Key == key.Key }))
+			}
+			seen[key.Key] = true
+		case key.SHA256 != "":
+			if !sha256RE.MatchString(key.SHA256) {
+				o.errorf(kp+".sha256", "invalid SHA-256 %q: want 64 hexadecimal digits", clip(key.SHA256))
+			}
+		default:
+			o.errorf(kp+".key", "required (the key, or its sha256)")
+		}
+		if key.Consumer == "" {
+			o.errorf(kp+".consumer", "required (the name of the key's consumer)")
+		} else {
+			o.headerValue(kp+".consumer", key.Consumer)
+		}
+	}
+	if k.Header != "" {
+		o.token(path+".header", k.Header, "header name")
+	}
+	if k.ConsumerHeader != "" {
+		o.token(path+".consumerHeader", k.ConsumerHeader, "header name")
+	}
+	if k.Query != "" && strings.ContainsAny(k.Query, "&=#? \t") {
+		o.errorf(path+".query", "invalid query parameter name %q", clip(k.Query))
+	}
+}
+
+// APIKeyProblem checks an API key: printable ASCII without spaces, as a
+// header value or a keys file carries it ("" if fine).
+func APIKeyProblem(key string) string {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c <= ' ' || c >= 0x7f {
+			return "an API key is printable ASCII without spaces"
+		}
+	}
+	return ""
 }

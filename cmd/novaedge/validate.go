@@ -97,8 +97,12 @@ func checkModules(ctx context.Context, snap *configs.Snapshot, logOut, out io.Wr
 			continue // not active in this build: listed as such
 		}
 		if err != nil {
+			field := "spec.wasm"
+			if p.Spec.Type != configs.PolicyWasm {
+				field = "" // a first-party policy's errors name their field
+			}
 			ps = append(ps, configs.Problem{File: p.Source.File, Line: p.Source.Line, Kind: configs.KindPolicy,
-				Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Field: "spec.wasm", Message: err.Error()})
+				Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Field: field, Message: err.Error()})
 			continue
 		}
 		module := "bundled " + p.Spec.Type + " plugin"

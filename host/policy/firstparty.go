@@ -17,6 +17,7 @@ var firstParty = map[string]string{
 	configs.PolicySecurityHeaders: "securityheaders",
 	configs.PolicyRateLimit:       "ratelimit",
 	configs.PolicyJWT:             "jwt",
+	configs.PolicyKeyAuth:         "keyauth",
 }
 
 // ActiveTypes lists the first-party policy types whose plugin this build

@@ -54,6 +54,15 @@ func newEcho(t *testing.T) *echo {
 		e.hits++
 		e.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
+		// X-Echo-Response-Header: "Name: value" asks for a response header.
+		for _, v := range r.Header.Values("X-Echo-Response-Header") {
+			if k, val, ok := strings.Cut(v, ":"); ok {
+				w.Header().Set(strings.TrimSpace(k), strings.TrimSpace(val))
+			}
+		}
+		if r.Header.Get("X-Echo-Path") != "" {
+			fmt.Fprintf(w, "path=%s\n", r.URL.RequestURI())
+		}
 		if r.Method == http.MethodPost {
 			b, _ := io.ReadAll(r.Body)
 			fmt.Fprintf(w, "body=%s len=%d\n", b, r.ContentLength)

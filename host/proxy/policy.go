@@ -108,17 +108,19 @@ type PolicyBuilder func(ctx context.Context, p *configs.Policy) (Policy, error)
 //
 //  1. ascending spec.priority (default 0);
 //  2. by type: CORS (so preflights are answered before anything asks for
-//     credentials), JWT (authentication), RateLimit (which may key on a
-//     JWT claim), Wasm (users' own), SecurityHeaders (response decoration);
+//     credentials), JWT and KeyAuth (authentication), RateLimit (which may
+//     key on a JWT claim or an API key's consumer), Wasm (users' own),
+//     SecurityHeaders (response decoration);
 //  3. policies targeting the gateway before those targeting the route,
 //     and those targeting the route before those targeting one rule;
 //  4. namespace/name.
 var typeOrder = map[string]int{
 	configs.PolicyCORS:            0,
 	configs.PolicyJWT:             1,
-	configs.PolicyRateLimit:       2,
-	configs.PolicyWasm:            3,
-	configs.PolicySecurityHeaders: 4,
+	configs.PolicyKeyAuth:         2,
+	configs.PolicyRateLimit:       3,
+	configs.PolicyWasm:            4,
+	configs.PolicySecurityHeaders: 5,
 }
 
 // boundPolicy is a policy attached to a rule.

@@ -1,0 +1,214 @@
+// Command securityheaders is NovaEdge's SecurityHeaders policy: it adds
+// security headers (HSTS, X-Frame-Options, Content-Security-Policy, …) to
+// responses and may remove headers that reveal the backend's software.
+// See README.md.
+package main
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/novaedge/novaedge/sdk"
+)
+
+// Config is the plugin's configuration: a ProxyPolicy's
+// spec.securityHeaders, as is (hsts.maxAge is in seconds).
+type Config struct {
+	// HSTS is the Strict-Transport-Security header, sent on responses to
+	// HTTPS requests only.
+	HSTS *HSTS `json:"hsts"`
+	// XFrameOptions: DENY or SAMEORIGIN.
+	XFrameOptions string `json:"xFrameOptions"`
+	// XContentTypeOptions sends X-Content-Type-Options: nosniff.
+	XContentTypeOptions bool `json:"xContentTypeOptions"`
+	// ReferrerPolicy: one of the Referrer-Policy values.
+	ReferrerPolicy string `json:"referrerPolicy"`
+	// ContentSecurityPolicy and PermissionsPolicy are sent as given.
+	ContentSecurityPolicy string `json:"contentSecurityPolicy"`
+	PermissionsPolicy     string `json:"permissionsPolicy"`
+	// CrossOriginOpenerPolicy: same-origin, same-origin-allow-popups,
+	// noopener-allow-popups or unsafe-none.
+	CrossOriginOpenerPolicy string `json:"crossOriginOpenerPolicy"`
+	// CrossOriginEmbedderPolicy: require-corp, credentialless or
+	// unsafe-none.
+	CrossOriginEmbedderPolicy string `json:"crossOriginEmbedderPolicy"`
+	// CrossOriginResourcePolicy: same-site, same-origin or cross-origin.
+	CrossOriginResourcePolicy string `json:"crossOriginResourcePolicy"`
+	// RemoveHeaders are removed from every response (Server,
+	// X-Powered-By, …).
+	RemoveHeaders []string `json:"removeHeaders"`
+	// Override replaces the backend's own value of a configured header;
+	// by default the backend's wins.
+	Override bool `json:"override"`
+}
+
+// HSTS configures Strict-Transport-Security.
+type HSTS struct {
+	Enabled           bool  `json:"enabled"`
+	MaxAge            int64 `json:"maxAge"` // seconds
+	IncludeSubDomains bool  `json:"includeSubDomains"`
+	Preload           bool  `json:"preload"`
+}
+
+// The values the enumerated headers accept.
+var (
+	xFrameOptions    = []string{"DENY", "SAMEORIGIN"}
+	referrerPolicies = []string{
+		"no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
+		"same-origin", "strict-origin", "strict-origin-when-cross-origin", "unsafe-url",
+	}
+	openerPolicies   = []string{"same-origin", "same-origin-allow-popups", "noopener-allow-popups", "unsafe-none"}
+	embedderPolicies = []string{"require-corp", "credentialless", "unsafe-none"}
+	resourcePolicies = []string{"same-site", "same-origin", "cross-origin"}
+)
+
+// minPreloadMaxAge is the smallest max-age the HSTS preload list accepts
+// (one year).
+const minPreloadMaxAge = 31536000
+
+// Validate checks the configuration: a typo is an error, not a header
+// browsers ignore.
+func (c *Config) Validate() error {
+	if h := c.HSTS; h != nil && h.Enabled {
+		switch {
+		case h.MaxAge <= 0:
+			return errors.New("hsts.maxAge: required when hsts is enabled (seconds; 31536000 is one year)")
+		case h.Preload && (!h.IncludeSubDomains || h.MaxAge < minPreloadMaxAge):
+			return errors.New("hsts.preload: the preload list requires includeSubDomains and maxAge of at least 31536000")
+		}
+	} else if h != nil && h.MaxAge < 0 {
+		return errors.New("hsts.maxAge: must not be negative")
+	}
+	for _, e := range []struct {
+		field, value string
+		allowed      []string
+	}{
+		{"xFrameOptions", c.XFrameOptions, xFrameOptions},
+		{"referrerPolicy", c.ReferrerPolicy, referrerPolicies},
+		{"crossOriginOpenerPolicy", c.CrossOriginOpenerPolicy, openerPolicies},
+		{"crossOriginEmbedderPolicy", c.CrossOriginEmbedderPolicy, embedderPolicies},
+		{"crossOriginResourcePolicy", c.CrossOriginResourcePolicy, resourcePolicies},
+	} {
+		if e.value != "" && !contains(e.allowed, e.value) {
+			return errors.New(e.field + ": unknown value " + strconv.Quote(e.value) + " (want " + strings.Join(e.allowed, ", ") + ")")
+		}
+	}
+	for _, f := range []struct{ field, value string }{
+		{"contentSecurityPolicy", c.ContentSecurityPolicy},
+		{"permissionsPolicy", c.PermissionsPolicy},
+	} {
+		if strings.ContainsAny(f.value, "\r\n\x00") {
+			return errors.New(f.field + ": a header value cannot contain line breaks or NUL")
+		}
+	}
+	for i, h := range c.RemoveHeaders {
+		if !isToken(h) {
+			return errors.New("removeHeaders[" + strconv.Itoa(i) + "]: " + strconv.Quote(h) + " is not a header name")
+		}
+	}
+	return nil
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an HTTP token (a header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// policy is a configuration made ready to apply.
+type policy struct {
+	hsts     string      // Strict-Transport-Security value, "" if off
+	headers  [][2]string // the other headers to set
+	remove   []string
+	override bool
+}
+
+func start(cfg *Config) (sdk.NewFilter, error) {
+	p := &policy{override: cfg.Override}
+	if h := cfg.HSTS; h != nil && h.Enabled {
+		p.hsts = "max-age=" + strconv.FormatInt(h.MaxAge, 10)
+		if h.IncludeSubDomains {
+			p.hsts += "; includeSubDomains"
+		}
+		if h.Preload {
+			p.hsts += "; preload"
+		}
+	}
+	add := func(name, value string) {
+		if value != "" {
+			p.headers = append(p.headers, [2]string{name, value})
+		}
+	}
+	add("x-frame-options", cfg.XFrameOptions)
+	if cfg.XContentTypeOptions {
+		add("x-content-type-options", "nosniff")
+	}
+	add("referrer-policy", cfg.ReferrerPolicy)
+	add("content-security-policy", cfg.ContentSecurityPolicy)
+	add("permissions-policy", cfg.PermissionsPolicy)
+	add("cross-origin-opener-policy", cfg.CrossOriginOpenerPolicy)
+	add("cross-origin-embedder-policy", cfg.CrossOriginEmbedderPolicy)
+	add("cross-origin-resource-policy", cfg.CrossOriginResourcePolicy)
+	for _, h := range cfg.RemoveHeaders {
+		p.remove = append(p.remove, strings.ToLower(h))
+	}
+	return func() sdk.Filter { return &filter{p: p} }, nil
+}
+
+type filter struct {
+	sdk.BaseFilter
+	p     *policy
+	https bool
+}
+
+func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
+	f.https = strings.EqualFold(r.Scheme(), "https")
+	return sdk.Continue
+}
+
+func (f *filter) OnResponse(r *sdk.Response) sdk.Action {
+	p := f.p
+	for _, name := range p.remove {
+		r.RemoveHeader(name)
+	}
+	if f.https && p.hsts != "" {
+		f.set(r, "strict-transport-security", p.hsts)
+	}
+	for _, h := range p.headers {
+		f.set(r, h[0], h[1])
+	}
+	return sdk.Continue
+}
+
+// set sets a header unless the backend sent its own and override is off.
+func (f *filter) set(r *sdk.Response, name, value string) {
+	if !f.p.override && r.HasHeader(name) {
+		return
+	}
+	r.SetHeader(name, value)
+}
+
+var plugin = sdk.Plugin[Config]{Name: "securityheaders", Start: start}
+
+func main() { sdk.Run(plugin) }
