@@ -58,7 +58,7 @@ func TestValidateReference(t *testing.T) {
 		"not active yet",
 		`HTTPS listener "https"`,
 		"ProxyVIP api-gateway-vip",
-		"policy type RateLimit", "policy type JWT", "policy type SecurityHeaders",
+		"module ok: api-system/api-rate-limit: bundled RateLimit plugin", "policy type JWT", "policy type SecurityHeaders",
 		"module ok: api-system/api-cors: bundled CORS plugin",
 		"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog",
 	} {
