@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,8 +477,10 @@ func TestRateLimitThroughGateway(t *testing.T) {
 	if r, _ := e.get(t); r.StatusCode != 200 || r.Header.Get("X-RateLimit-Remaining") != "199" {
 		t.Errorf("no key: %d %v", r.StatusCode, r.Header)
 	}
-	if ps := e.gw.Status().Policies; len(ps) != 1 || ps[0].State != "Active" {
+	if ps := e.gw.Status().Policies; len(ps) != 1 || ps[0].State != "Active" || ps[0].Plugin == nil {
 		t.Errorf("status %+v", ps)
+	} else {
+		t.Logf("admitted %d in %v, %d denied, by %d VMs", admitted.Load(), elapsed, denied.Load(), ps[0].Plugin.VMs)
 	}
 }
 
@@ -495,5 +498,35 @@ func TestRateLimitMissingKeyRejected(t *testing.T) {
 	}
 	if e.backend.count() != 1 {
 		t.Errorf("backend saw %d requests", e.backend.count())
+	}
+}
+
+// TestRateLimitByClaim: the bucket of a claim another policy set on the
+// request (testdata/claims.wasm stands in for the JWT policy, running first
+// by priority): one per subject; no claim, with onMissingKey reject: 401.
+func TestRateLimitByClaim(t *testing.T) {
+	claims, err := filepath.Abs("testdata/claims.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := setup(t, policyDoc("claims", claims, "  priority: -1\n")+firstPartyDoc("rl", "RateLimit", `  rateLimit:
+    requestsPerSecond: 0.001
+    burst: 2
+    key: "claim:sub"
+    onMissingKey: reject
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{200, 200, 429} {
+		if r, body := e.get(t, "X-Sub", "alice"); r.StatusCode != want {
+			t.Errorf("alice %d: %d, want %d: %s", i+1, r.StatusCode, want, body)
+		}
+	}
+	if r, _ := e.get(t, "X-Sub", "bob"); r.StatusCode != 200 || r.Header.Get("X-RateLimit-Remaining") != "1" {
+		t.Errorf("bob: %d %v", r.StatusCode, r.Header)
+	}
+	if r, body := e.get(t); r.StatusCode != 401 || !strings.Contains(body, "rate limit: missing claim sub") {
+		t.Errorf("no claim: %d %s", r.StatusCode, body)
 	}
 }
