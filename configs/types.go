@@ -430,12 +430,20 @@ type TargetRef struct {
 	SectionName string `json:"sectionName,omitempty"`
 }
 
-// RateLimit is a token-bucket rate limit.
+// RateLimit is a token-bucket rate limit (plugins/ratelimit).
 type RateLimit struct {
+	// RequestsPerSecond refills each bucket (0.001 to 1e9; thousandths
+	// count, finer fractions are rounded).
 	RequestsPerSecond float64 `json:"requestsPerSecond"`
-	Burst             int     `json:"burst,omitempty"`
+	// Burst is a bucket's capacity; 0 means one second's worth
+	// (requestsPerSecond rounded up, at least 1).
+	Burst int `json:"burst,omitempty"`
 	// Key: header:NAME, ip, claim:NAME, route, global.
 	Key string `json:"key,omitempty"`
+	// OnMissingKey: what a request without the key (header:NAME,
+	// claim:NAME) gets: ip (default: limited by its client address) or
+	// reject (401).
+	OnMissingKey string `json:"onMissingKey,omitempty"`
 }
 
 // JWT validates bearer tokens.

@@ -543,10 +543,18 @@ func validatePolicy(o *object, s *PolicySpec) {
 var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 func validateRateLimit(o *object, path string, r *RateLimit) {
-	if r.RequestsPerSecond <= 0 && !o.failed[path+".requestsPerSecond"] {
-		o.errorf(path+".requestsPerSecond", "must be greater than 0, got %g", r.RequestsPerSecond)
+	switch rps := r.RequestsPerSecond; {
+	case o.failed[path+".requestsPerSecond"]:
+	case rps <= 0:
+		o.errorf(path+".requestsPerSecond", "must be greater than 0, got %g", rps)
+	case rps < 0.001 || rps > 1e9:
+		o.errorf(path+".requestsPerSecond", "must be between 0.001 and 1e9, got %g", rps)
 	}
 	o.nonNegative(path+".burst", r.Burst)
+	if r.Burst > 1e9 {
+		o.errorf(path+".burst", "must be at most 1000000000, got %d", r.Burst)
+	}
+	o.optionalEnum(path+".onMissingKey", r.OnMissingKey, "ip", "reject")
 	switch kind, name, _ := strings.Cut(r.Key, ":"); kind {
 	case "header":
 		o.token(path+".key", name, "header name after \"header:\"")

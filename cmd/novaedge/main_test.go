@@ -58,7 +58,8 @@ func TestValidateReference(t *testing.T) {
 		"not active yet",
 		`HTTPS listener "https"`,
 		"ProxyVIP api-gateway-vip",
-		"policy type RateLimit", "policy type JWT", "module ok: api-system/api-security-headers: bundled SecurityHeaders plugin",
+		"module ok: api-system/api-rate-limit: bundled RateLimit plugin", "policy type JWT",
+		"module ok: api-system/api-security-headers: bundled SecurityHeaders plugin",
 		"module ok: api-system/api-cors: bundled CORS plugin",
 		"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog",
 	} {

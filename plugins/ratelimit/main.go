@@ -1,0 +1,256 @@
+// Command ratelimit is NovaEdge's RateLimit policy: a token bucket per key
+// (an API key header, the client address, a JWT claim, the route, or one
+// for everything), kept by the host so that every VM of the plugin shares
+// it. Over the limit a request gets 429 with Retry-After; every response
+// carries the X-RateLimit-* and the IETF RateLimit-Policy / RateLimit
+// headers. See README.md.
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/novaedge/novaedge/sdk"
+)
+
+// Config is the plugin's configuration (a ProxyPolicy's spec.rateLimit).
+type Config struct {
+	// RequestsPerSecond refills each bucket (0.001 to 1e9; counted in
+	// thousandths).
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	// Burst is a bucket's capacity: how many requests may come at once.
+	// 0: one second's worth (RequestsPerSecond rounded up, at least 1).
+	Burst int `json:"burst"`
+	// Key selects the bucket: "header:NAME", "ip" (default), "claim:NAME"
+	// (a claim of the token the JWT policy validated), "route", "global".
+	Key string `json:"key"`
+	// OnMissingKey: what a request without its header or claim gets: "ip"
+	// (default: its client address's bucket) or "reject" (401).
+	OnMissingKey string `json:"onMissingKey"`
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if !(c.RequestsPerSecond >= 0.001 && c.RequestsPerSecond <= 1e9) {
+		return errors.New("requestsPerSecond: must be between 0.001 and 1e9")
+	}
+	if c.Burst < 0 || c.Burst > 1e9 {
+		return errors.New("burst: must be between 0 and 1000000000")
+	}
+	kind, name, _ := strings.Cut(c.Key, ":")
+	switch kind {
+	case "header", "claim":
+		if name == "" || strings.ContainsAny(name, " \t") {
+			return errors.New("key: " + strconv.Quote(c.Key) + ": want " + kind + ":NAME")
+		}
+	case "", "ip", "route", "global":
+		if c.Key != kind {
+			return errors.New("key: " + strconv.Quote(c.Key) + ": " + kind + " takes no argument")
+		}
+	default:
+		return errors.New("key: " + strconv.Quote(c.Key) + ": want ip, route, global, header:NAME or claim:NAME")
+	}
+	switch c.OnMissingKey {
+	case "", "ip", "reject":
+	default:
+		return errors.New("onMissingKey: " + strconv.Quote(c.OnMissingKey) + ": want ip or reject")
+	}
+	return nil
+}
+
+// hostTake is the host function that keeps the buckets
+// (host/policy/firstparty_ratelimit.go documents its encoding).
+const hostTake = "novaedge.ratelimit.take"
+
+// Key kinds.
+const (
+	keyIP = iota
+	keyHeader
+	keyClaim
+	keyRoute
+	keyGlobal
+)
+
+// policy is a configuration made ready.
+type policy struct {
+	kind   int
+	name   string // header or claim name
+	reject bool   // a request without the key gets 401
+	rate   uint64 // thousandths of a token per second
+	burst  uint64
+	// Header values that do not change.
+	limit, policyHeader string
+	item                string // the RateLimit item's name, as an sf-string
+}
+
+func start(cfg *Config) (sdk.NewFilter, error) {
+	p := &policy{reject: cfg.OnMissingKey == "reject"}
+	kind, name, _ := strings.Cut(cfg.Key, ":")
+	switch kind {
+	case "header":
+		p.kind, p.name = keyHeader, strings.ToLower(name)
+	case "claim":
+		p.kind, p.name = keyClaim, name
+	case "route":
+		p.kind = keyRoute
+	case "global":
+		p.kind = keyGlobal
+	}
+	p.rate = uint64(math.Round(cfg.RequestsPerSecond * 1000))
+	if p.rate == 0 {
+		p.rate = 1
+	}
+	p.burst = uint64(cfg.Burst)
+	if p.burst == 0 {
+		p.burst = max(1, uint64(math.Ceil(cfg.RequestsPerSecond)))
+	}
+	p.limit = strconv.FormatUint(p.burst, 10)
+	// RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-09/10): the
+	// quota q is the burst, over the window w in which an empty bucket
+	// fills up again (whole seconds, rounded up: never overstating).
+	w := max(1, (p.burst*1000+p.rate-1)/p.rate)
+	p.item = sfString(sdk.Property("plugin_name"))
+	p.policyHeader = p.item + ";q=" + p.limit + ";w=" + strconv.FormatUint(w, 10)
+	return func() sdk.Filter { return &filter{p: p} }, nil
+}
+
+// sfString quotes name as a structured-field string, "default" if empty.
+func sfString(name string) string {
+	if name == "" {
+		name = "default"
+	}
+	b := []byte{'"'}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c > 0x7e:
+			b = append(b, '_')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(append(b, '"'))
+}
+
+type filter struct {
+	sdk.BaseFilter
+	p   *policy
+	res result
+	ok  bool // res is set
+}
+
+// result is the host's answer (see hostTake).
+type result struct {
+	allowed    bool
+	remaining  uint64
+	retryAfter uint64 // ms
+	reset      uint64 // ms
+}
+
+// key returns the bucket key of the request, or the missing key's
+// description when the request has none and must be rejected.
+func (f *filter) key(r *sdk.Request) (key []byte, missing string) {
+	p := f.p
+	switch p.kind {
+	case keyHeader:
+		if v := r.Header(p.name); v != "" {
+			return append([]byte("h:"), v...), ""
+		}
+		missing = "header " + p.name
+	case keyClaim:
+		if v := sdk.Property("jwt_claims", p.name); v != "" {
+			return append([]byte("c:"), v...), ""
+		}
+		missing = "claim " + p.name
+	case keyRoute:
+		return append([]byte("r:"), r.Route()...), ""
+	case keyGlobal:
+		return []byte("g"), ""
+	}
+	if missing != "" && p.reject {
+		return nil, missing
+	}
+	return append([]byte("ip:"), r.ClientIP()...), ""
+}
+
+func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
+	key, missing := f.key(r)
+	if missing != "" {
+		return r.Deny(401, "rate limit: missing "+missing)
+	}
+	arg := make([]byte, 0, 16+len(key))
+	arg = append(arg, 1)
+	arg = binary.AppendUvarint(arg, f.p.rate)
+	arg = binary.AppendUvarint(arg, f.p.burst)
+	arg = binary.AppendUvarint(arg, 1)
+	arg = append(arg, key...)
+	out, err := sdk.CallHost(hostTake, arg)
+	if err == nil {
+		f.res, err = decodeResult(out)
+	}
+	if err != nil {
+		// Not NovaEdge's host, or a host without the buckets: a trap,
+		// so that the policy's failurePolicy decides.
+		panic("ratelimit: " + hostTake + ": " + err.Error())
+	}
+	f.ok = true
+	if f.res.allowed {
+		return sdk.Continue
+	}
+	h := f.headers()
+	h = append(h, [2]string{"retry-after", strconv.FormatUint(seconds(f.res.retryAfter), 10)})
+	return r.Deny(429, "rate limit exceeded", h...)
+}
+
+func (f *filter) OnResponse(r *sdk.Response) sdk.Action {
+	if !f.ok {
+		return sdk.Continue
+	}
+	for _, h := range f.headers() {
+		r.SetHeader(h[0], h[1])
+	}
+	return sdk.Continue
+}
+
+// headers are the rate-limit headers of a response.
+func (f *filter) headers() [][2]string {
+	remaining := strconv.FormatUint(f.res.remaining, 10)
+	reset := strconv.FormatUint(seconds(f.res.reset), 10)
+	return [][2]string{
+		{"x-ratelimit-limit", f.p.limit},
+		{"x-ratelimit-remaining", remaining},
+		{"x-ratelimit-reset", reset},
+		{"ratelimit-policy", f.p.policyHeader},
+		{"ratelimit", f.p.item + ";r=" + remaining + ";t=" + reset},
+	}
+}
+
+// seconds rounds milliseconds up to whole seconds.
+func seconds(ms uint64) uint64 { return (ms + 999) / 1000 }
+
+var errResult = errors.New("malformed result")
+
+func decodeResult(b []byte) (result, error) {
+	var r result
+	if len(b) < 1 {
+		return r, errResult
+	}
+	r.allowed = b[0]&1 != 0
+	b = b[1:]
+	for _, p := range []*uint64{&r.remaining, &r.retryAfter, &r.reset} {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return r, errResult
+		}
+		*p, b = v, b[n:]
+	}
+	return r, nil
+}
+
+var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start}
+
+func main() { sdk.Run(plugin) }
