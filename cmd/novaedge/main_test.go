@@ -58,7 +58,7 @@ func TestValidateReference(t *testing.T) {
 		"not active yet",
 		`HTTPS listener "https"`,
 		"ProxyVIP api-gateway-vip",
-		"policy type RateLimit", "policy type JWT", "policy type SecurityHeaders",
+		"policy type RateLimit", "module ok: api-system/api-jwt-auth: bundled JWT plugin", "policy type SecurityHeaders",
 		"module ok: api-system/api-cors: bundled CORS plugin",
 		"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog",
 	} {
