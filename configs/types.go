@@ -446,14 +446,44 @@ type RateLimit struct {
 	OnMissingKey string `json:"onMissingKey,omitempty"`
 }
 
-// JWT validates bearer tokens.
+// JWT validates bearer tokens (plugins/jwt/README.md).
 type JWT struct {
-	Issuer            string   `json:"issuer,omitempty"`
-	Audience          []string `json:"audience,omitempty"`
-	JWKSURI           string   `json:"jwksUri,omitempty"`
-	HeaderName        string   `json:"headerName,omitempty"`
-	HeaderPrefix      string   `json:"headerPrefix,omitempty"`
+	// Issuer, if set, must equal the token's iss.
+	Issuer string `json:"issuer,omitempty"`
+	// Audience: the token's aud must name one of these (if any).
+	Audience []string `json:"audience,omitempty"`
+	// JWKSURI is the issuer's JSON Web Key Set (http(s) URL, or
+	// "backend:NAMESPACE/NAME/PATH" to fetch it from a ProxyBackend).
+	JWKSURI string `json:"jwksUri,omitempty"`
+	// JWKS is an inline JSON Web Key Set (JSON text).
+	JWKS         string `json:"jwks,omitempty"`
+	HeaderName   string `json:"headerName,omitempty"`
+	HeaderPrefix string `json:"headerPrefix,omitempty"`
+	// Cookie and QueryParameter: where else a token may be.
+	Cookie            string   `json:"cookie,omitempty"`
+	QueryParameter    string   `json:"queryParameter,omitempty"`
 	AllowedAlgorithms []string `json:"allowedAlgorithms,omitempty"`
+	// HMACSecret is the HS256 shared secret, inline (at least 32 bytes).
+	HMACSecret string `json:"hmacSecret,omitempty"`
+	// ClockSkew tolerated on exp, nbf and iat (default 60s).
+	ClockSkew *Duration `json:"clockSkew,omitempty"`
+	// ForwardClaims: claims sent to the backend as headers (default sub
+	// as X-User-ID).
+	ForwardClaims []JWTClaimHeader `json:"forwardClaims,omitempty"`
+	// RemoveCredential removes the token's header before the backend.
+	RemoveCredential bool `json:"removeCredential,omitempty"`
+	// JWKSCacheDuration: how long a JWKS without Cache-Control max-age is
+	// used (default 5m).
+	JWKSCacheDuration *Duration `json:"jwksCacheDuration,omitempty"`
+	// JWKSRefreshInterval: the least time between fetches caused by an
+	// unknown kid (default 30s).
+	JWKSRefreshInterval *Duration `json:"jwksRefreshInterval,omitempty"`
+}
+
+// JWTClaimHeader forwards a JWT claim as a request header.
+type JWTClaimHeader struct {
+	Claim  string `json:"claim"`
+	Header string `json:"header"`
 }
 
 // CORS answers preflights and decorates responses for browsers.

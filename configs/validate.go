@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -574,20 +575,68 @@ func validateRateLimit(o *object, path string, r *RateLimit) {
 var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256"}
 
 func validateJWT(o *object, path string, j *JWT) {
-	if o.required(path+".jwksUri", j.JWKSURI, "the URL of the issuer's JSON Web Key Set") {
+	switch {
+	case j.JWKSURI == "" && j.JWKS == "" && j.HMACSecret == "":
+		o.required(path+".jwksUri", "", "the URL of the issuer's JSON Web Key Set; or jwks, or hmacSecret")
+	case strings.HasPrefix(j.JWKSURI, "backend:"):
+		parts := strings.SplitN(strings.TrimPrefix(j.JWKSURI, "backend:"), "/", 3)
+		if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
+			o.errorf(path+".jwksUri", "invalid %q: want backend:NAMESPACE/NAME/PATH", clip(j.JWKSURI))
+		}
+	case j.JWKSURI != "":
 		o.httpURL(path+".jwksUri", j.JWKSURI)
 	}
+	if j.JWKS != "" {
+		var set struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(j.JWKS), &set); err != nil || len(set.Keys) == 0 {
+			o.errorf(path+".jwks", "not a JSON Web Key Set with keys ({\"keys\": [...]})")
+		}
+	}
+	hs := false
 	for i, a := range j.AllowedAlgorithms {
 		ap := index(path+".allowedAlgorithms", i)
 		if strings.EqualFold(a, "none") {
 			o.errorf(ap, "%q would accept unsigned tokens and is never allowed", a)
 			continue
 		}
-		o.enum(ap, a, jwtAlgorithms...)
+		if o.enum(ap, a, jwtAlgorithms...) && a == "HS256" {
+			hs = true
+			if j.HMACSecret == "" {
+				o.errorf(ap, "HS256 needs hmacSecret (the shared secret)")
+			}
+		}
+	}
+	if j.HMACSecret != "" {
+		if len(j.HMACSecret) < 32 {
+			o.errorf(path+".hmacSecret", "at least 32 bytes")
+		}
+		if len(j.AllowedAlgorithms) > 0 && !hs {
+			o.errorf(path+".hmacSecret", "set, but allowedAlgorithms lacks HS256")
+		}
 	}
 	o.unique(path+".allowedAlgorithms", j.AllowedAlgorithms)
 	o.token(path+".headerName", j.HeaderName, "header name")
 	o.headerValue(path+".headerPrefix", j.HeaderPrefix)
+	if j.Cookie != "" {
+		o.token(path+".cookie", j.Cookie, "cookie name")
+	}
+	if j.QueryParameter != "" && strings.ContainsAny(j.QueryParameter, "&=# ") {
+		o.errorf(path+".queryParameter", "invalid query parameter name %q", clip(j.QueryParameter))
+	}
+	if j.ClockSkew != nil && j.ClockSkew.Duration < 0 {
+		o.errorf(path+".clockSkew", "must not be negative")
+	}
+	o.positive(path+".jwksCacheDuration", j.JWKSCacheDuration)
+	if j.JWKSRefreshInterval != nil && j.JWKSRefreshInterval.Duration < 0 {
+		o.errorf(path+".jwksRefreshInterval", "must not be negative")
+	}
+	for i, f := range j.ForwardClaims {
+		fp := index(path+".forwardClaims", i)
+		o.required(fp+".claim", f.Claim, "the claim's name")
+		o.token(fp+".header", f.Header, "header name")
+	}
 }
 
 func validateCORS(o *object, path string, c *CORS) {

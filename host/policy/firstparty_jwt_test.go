@@ -1,0 +1,425 @@
+package policy
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var (
+	jwtRSA, _          = rsa.GenerateKey(rand.Reader, 2048)
+	jwtRSA2, _         = rsa.GenerateKey(rand.Reader, 2048)
+	jwtEC, _           = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwtEC384, _        = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwtEdPub, jwtEd, _ = ed25519.GenerateKey(rand.Reader)
+	jwtSecret          = []byte("0123456789abcdef0123456789abcdef")
+)
+
+var jwtAlgNames = map[string]byte{"RS256": jwtRS256, "RS384": jwtRS384, "RS512": jwtRS512, "PS256": jwtPS256,
+	"PS384": jwtPS384, "PS512": jwtPS512, "ES256": jwtES256, "ES384": jwtES384, "EdDSA": jwtEdDSA, "HS256": jwtHS256}
+
+func b64u(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func jwtHashOf(alg string, input []byte) (crypto.Hash, []byte) {
+	return jwtHash(jwtAlgNames[alg], input)
+}
+
+// jwtSign signs input with key (a private key, or []byte for HS256).
+func jwtSign(alg, input string, key any) []byte {
+	h, d := jwtHashOf(alg, []byte(input))
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if alg[0] == 'P' {
+			s, _ := rsa.SignPSS(rand.Reader, k, h, d, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+			return s
+		}
+		s, _ := rsa.SignPKCS1v15(rand.Reader, k, h, d)
+		return s
+	case *ecdsa.PrivateKey:
+		r, s, _ := ecdsa.Sign(rand.Reader, k, d)
+		n := (k.Curve.Params().BitSize + 7) / 8
+		return append(r.FillBytes(make([]byte, n)), s.FillBytes(make([]byte, n))...)
+	case ed25519.PrivateKey:
+		return ed25519.Sign(k, []byte(input))
+	case []byte:
+		m := hmac.New(sha256.New, k)
+		m.Write([]byte(input))
+		return m.Sum(nil)
+	}
+	return nil
+}
+
+func jwtToken(alg, kid string, claims map[string]any, key any) string {
+	hb, _ := json.Marshal(map[string]string{"alg": alg, "kid": kid, "typ": "JWT"})
+	cb, _ := json.Marshal(claims)
+	input := b64u(hb) + "." + b64u(cb)
+	return input + "." + b64u(jwtSign(alg, input, key))
+}
+
+// jwtArg encodes a jwt_verify argument.
+func jwtArg(alg, kty byte, a, b []byte, input string, sig []byte) []byte {
+	out := []byte{1, alg, kty}
+	for _, f := range [][]byte{a, b, []byte(input), sig} {
+		out = binary.AppendUvarint(out, uint64(len(f)))
+		out = append(out, f...)
+	}
+	return out
+}
+
+func pubArg(alg string, key any, input string, sig []byte) []byte {
+	code := jwtAlgNames[alg]
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		return jwtArg(code, jwtKtyRSA, k.N.Bytes(), big.NewInt(int64(k.E)).Bytes(), input, sig)
+	case *ecdsa.PrivateKey:
+		n := (k.Curve.Params().BitSize + 7) / 8
+		kty := byte(jwtKtyP256)
+		if n == 48 {
+			kty = jwtKtyP384
+		}
+		return jwtArg(code, kty, k.X.FillBytes(make([]byte, n)), k.Y.FillBytes(make([]byte, n)), input, sig)
+	case ed25519.PrivateKey:
+		return jwtArg(code, jwtKtyEd, k.Public().(ed25519.PublicKey), nil, input, sig)
+	case []byte:
+		return jwtArg(code, jwtKtyOct, k, nil, input, sig)
+	}
+	return nil
+}
+
+func TestJWTVerifyHostFunction(t *testing.T) {
+	keys := map[string]any{"RS256": jwtRSA, "RS384": jwtRSA, "RS512": jwtRSA, "PS256": jwtRSA, "PS384": jwtRSA,
+		"PS512": jwtRSA, "ES256": jwtEC, "ES384": jwtEC384, "EdDSA": jwtEd, "HS256": jwtSecret}
+	input := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0"
+	for alg, key := range keys {
+		sig := jwtSign(alg, input, key)
+		if got := jwtVerify(pubArg(alg, key, input, sig)); got != jwtVerifyOK {
+			t.Errorf("%s: good signature: %d", alg, got)
+		}
+		if got := jwtVerify(pubArg(alg, key, input+"x", sig)); got != jwtVerifyBad {
+			t.Errorf("%s: other input: %d", alg, got)
+		}
+		bad := append([]byte(nil), sig...)
+		bad[len(bad)/2] ^= 1
+		if got := jwtVerify(pubArg(alg, key, input, bad)); got != jwtVerifyBad {
+			t.Errorf("%s: altered signature: %d", alg, got)
+		}
+	}
+	// Algorithm confusion: HS256 "keyed" with the RSA public key's modulus
+	// is refused, whatever the MAC.
+	n := jwtRSA.N.Bytes()
+	m := hmac.New(sha256.New, n)
+	m.Write([]byte(input))
+	if got := jwtVerify(jwtArg(jwtHS256, jwtKtyRSA, n, big.NewInt(65537).Bytes(), input, m.Sum(nil))); got != jwtVerifyRefused {
+		t.Errorf("HS256 with an RSA key: %d", got)
+	}
+	for _, tc := range []struct {
+		name string
+		arg  []byte
+	}{
+		{"RS256 with an EC key", pubArg("ES256", jwtEC, input, nil)[:0]},
+		{"ES256 with a P-384 key", jwtArg(jwtES256, jwtKtyP384, make([]byte, 48), make([]byte, 48), input, nil)},
+		{"ES256 point not on the curve", jwtArg(jwtES256, jwtKtyP256, make([]byte, 32), make([]byte, 32), input, make([]byte, 64))},
+		{"EdDSA with an RSA key", jwtArg(jwtEdDSA, jwtKtyRSA, n, []byte{1, 0, 1}, input, nil)},
+		{"RSA under 2048 bits", jwtArg(jwtRS256, jwtKtyRSA, n[:128], []byte{1, 0, 1}, input, nil)},
+		{"RSA even exponent", jwtArg(jwtRS256, jwtKtyRSA, n, []byte{2}, input, nil)},
+		{"HS256 short secret", jwtArg(jwtHS256, jwtKtyOct, []byte("short"), nil, input, nil)},
+		{"unknown alg", jwtArg(99, jwtKtyRSA, n, []byte{1, 0, 1}, input, nil)},
+		{"version 2", append([]byte{2}, jwtArg(jwtRS256, jwtKtyRSA, n, []byte{1, 0, 1}, input, nil)[1:]...)},
+		{"trailing bytes", append(jwtArg(jwtRS256, jwtKtyRSA, n, []byte{1, 0, 1}, input, nil), 0)},
+		{"truncated", jwtArg(jwtRS256, jwtKtyRSA, n, []byte{1, 0, 1}, input, nil)[:40]},
+	} {
+		if tc.name == "RS256 with an EC key" {
+			x := jwtEC.X.FillBytes(make([]byte, 32))
+			tc.arg = jwtArg(jwtRS256, jwtKtyP256, x, x, input, nil)
+		}
+		if got := jwtVerify(tc.arg); got != jwtVerifyRefused {
+			t.Errorf("%s: %d, want refused", tc.name, got)
+		}
+	}
+}
+
+func FuzzDecodeJWTVerify(f *testing.F) {
+	f.Add(jwtArg(jwtRS256, jwtKtyRSA, jwtRSA.N.Bytes(), []byte{1, 0, 1}, "a.b", []byte{1, 2, 3}))
+	f.Add(jwtArg(jwtHS256, jwtKtyOct, jwtSecret, nil, "a.b", nil))
+	f.Add([]byte{1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, arg []byte) {
+		v, err := decodeJWTVerify(arg)
+		if err != nil {
+			return
+		}
+		if got := jwtArg(v.alg, v.kty, v.a, v.b, string(v.input), v.sig); len(got) > len(arg) {
+			t.Fatalf("decoded fields longer than the argument")
+		}
+		_ = jwtVerify(arg) // must not panic
+	})
+}
+
+func BenchmarkJWTVerify(b *testing.B) {
+	input := strings.Repeat("eyJhbGciOiJSUzI1NiJ9", 10)
+	for _, tc := range []struct {
+		alg string
+		key any
+	}{{"RS256", jwtRSA}, {"PS256", jwtRSA}, {"ES256", jwtEC}, {"ES384", jwtEC384}, {"EdDSA", jwtEd}, {"HS256", jwtSecret}} {
+		arg := pubArg(tc.alg, tc.key, input, jwtSign(tc.alg, input, tc.key))
+		b.Run(tc.alg, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if jwtVerify(arg) != jwtVerifyOK {
+					b.Fatal("verify")
+				}
+			}
+		})
+	}
+}
+
+// jwksServer serves a JWKS that a test may swap.
+type jwksServer struct {
+	*httptest.Server
+	body atomic.Value // string
+	hits atomic.Int64
+}
+
+func newJWKSServer(t *testing.T, keys ...map[string]string) *jwksServer {
+	s := &jwksServer{}
+	s.set(keys...)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, s.body.Load().(string))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *jwksServer) set(keys ...map[string]string) {
+	b, _ := json.Marshal(map[string]any{"keys": keys})
+	s.body.Store(string(b))
+}
+
+func rsaPublicJWK(kid string, k *rsa.PrivateKey) map[string]string {
+	return map[string]string{"kty": "RSA", "kid": kid, "n": b64u(k.N.Bytes()), "e": b64u(big.NewInt(int64(k.E)).Bytes())}
+}
+
+func ecPublicJWK(kid string, k *ecdsa.PrivateKey) map[string]string {
+	n := (k.Curve.Params().BitSize + 7) / 8
+	crv := "P-256"
+	if n == 48 {
+		crv = "P-384"
+	}
+	return map[string]string{"kty": "EC", "crv": crv, "kid": kid, "x": b64u(k.X.FillBytes(make([]byte, n))), "y": b64u(k.Y.FillBytes(make([]byte, n)))}
+}
+
+func edPublicJWK(kid string) map[string]string {
+	return map[string]string{"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64u(jwtEdPub)}
+}
+
+func jwtClaims(over map[string]any) map[string]any {
+	now := time.Now().Unix()
+	c := map[string]any{"iss": "https://auth.example.com", "aud": []string{"api.example.com"}, "sub": "user-7",
+		"exp": now + 600, "iat": now, "org": "acme"}
+	for k, v := range over {
+		c[k] = v
+	}
+	return c
+}
+
+func jwtPolicy(jwksURL, extra string) string {
+	return firstPartyDoc("jwt", "JWT", `  jwt:
+    issuer: "https://auth.example.com"
+    audience: ["api.example.com"]
+    jwksUri: "`+jwksURL+`/.well-known/jwks.json"
+    allowedAlgorithms: [RS256, ES256, ES384, EdDSA, PS256]
+    forwardClaims: [{claim: sub, header: X-User-ID}, {claim: org, header: X-Org}]
+    jwksRefreshInterval: 0s
+    jwksCacheDuration: 1s
+`+extra)
+}
+
+func bearerGet(t *testing.T, e *env, tok string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	if tok == "" {
+		return e.get(t, hdr...)
+	}
+	return e.get(t, append([]string{"Authorization", "Bearer " + tok}, hdr...)...)
+}
+
+// TestJWTThroughGateway runs the bundled JWT plugin with a JWKS served by
+// a test server: lazy fetch, validation, 401s, claims forwarding, key
+// rotation.
+func TestJWTThroughGateway(t *testing.T) {
+	js := newJWKSServer(t, rsaPublicJWK("rsa-a", jwtRSA), ecPublicJWK("ec", jwtEC), edPublicJWK("ed"))
+	e, err := setup(t, jwtPolicy(js.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js.hits.Load() != 0 {
+		t.Error("the JWKS was fetched at start")
+	}
+	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
+		kid, key := "rsa-a", any(jwtRSA)
+		switch alg {
+		case "ES256":
+			kid, key = "ec", jwtEC
+		case "EdDSA":
+			kid, key = "ed", jwtEd
+		}
+		r, body := bearerGet(t, e, jwtToken(alg, kid, jwtClaims(nil), key), "X-User-ID", "admin")
+		if r.StatusCode != 200 || !strings.Contains(body, "X-User-Id: user-7") || strings.Contains(body, "admin") ||
+			!strings.Contains(body, "X-Org: acme") {
+			t.Errorf("%s: %d %s", alg, r.StatusCode, body)
+		}
+	}
+	now := time.Now().Unix()
+	for _, tc := range []struct{ name, tok, www string }{
+		{"no token", "", "Bearer"},
+		{"expired", jwtToken("RS256", "rsa-a", jwtClaims(map[string]any{"exp": now - 120}), jwtRSA), "token expired"},
+		{"not yet valid", jwtToken("RS256", "rsa-a", jwtClaims(map[string]any{"nbf": now + 120}), jwtRSA), "token not yet valid"},
+		{"wrong issuer", jwtToken("RS256", "rsa-a", jwtClaims(map[string]any{"iss": "x"}), jwtRSA), "wrong issuer"},
+		{"wrong audience", jwtToken("RS256", "rsa-a", jwtClaims(map[string]any{"aud": "x"}), jwtRSA), "wrong audience"},
+		{"bad signature", jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA2), "signature verification failed"},
+		{"none", strings.TrimSuffix(jwtToken("HS256", "", jwtClaims(nil), jwtSecret), "x") + "", "algorithm HS256 not allowed"},
+		{"confusion", jwtToken("HS256", "rsa-a", jwtClaims(nil), jwtRSA.N.Bytes()), "algorithm HS256 not allowed"},
+		{"unknown kid", jwtToken("RS256", "zzz", jwtClaims(nil), jwtRSA), "unknown key id zzz"},
+	} {
+		r, body := bearerGet(t, e, tc.tok)
+		www := r.Header.Get("WWW-Authenticate")
+		if r.StatusCode != 401 || (tc.www == "Bearer" && www != "Bearer") || !strings.Contains(www, tc.www) || !strings.Contains(body, `"status":401`) {
+			t.Errorf("%s: %d %q %s", tc.name, r.StatusCode, www, body)
+		}
+	}
+	hb, _ := json.Marshal(map[string]string{"alg": "none"})
+	cb, _ := json.Marshal(jwtClaims(nil))
+	r, _ := bearerGet(t, e, b64u(hb)+"."+b64u(cb)+".")
+	if r.StatusCode != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), "unsigned tokens") {
+		t.Errorf("alg none: %d %v", r.StatusCode, r.Header)
+	}
+
+	// Rotation: rsa-b replaces rsa-a.
+	old := jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA)
+	js.set(rsaPublicJWK("rsa-b", jwtRSA2))
+	r, body := bearerGet(t, e, jwtToken("RS256", "rsa-b", jwtClaims(map[string]any{"sub": "new"}), jwtRSA2))
+	if r.StatusCode != 200 || !strings.Contains(body, "X-User-Id: new") {
+		t.Errorf("new key: %d %s", r.StatusCode, body)
+	}
+	// Every VM drops rsa-a within its JWKS's lifetime (1s here).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, _ = bearerGet(t, e, old)
+		if r.StatusCode == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removed key still accepted: %d", r.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		if r, _ = bearerGet(t, e, old); r.StatusCode != 401 {
+			t.Fatalf("removed key accepted again: %d", r.StatusCode)
+		}
+	}
+}
+
+func TestJWTUnreachableJWKS(t *testing.T) {
+	e, err := setup(t, jwtPolicy("http://127.0.0.1:1", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, body := bearerGet(t, e, jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA))
+	if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
+		t.Errorf("%d %v %s", r.StatusCode, r.Header, body)
+	}
+	if e.backend.count() != 0 {
+		t.Error("the request reached the backend")
+	}
+}
+
+func TestJWTCORSPreflight(t *testing.T) {
+	js := newJWKSServer(t, rsaPublicJWK("rsa-a", jwtRSA))
+	e, err := setup(t, jwtPolicy(js.URL, "    removeCredential: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("OPTIONS", e.base+"/hello", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("preflight: %d", resp.StatusCode)
+	}
+	r, body := bearerGet(t, e, jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA))
+	if r.StatusCode != 200 || strings.Contains(body, "Authorization") {
+		t.Errorf("removeCredential: %d %s", r.StatusCode, body)
+	}
+}
+
+// TestJWTBenchmark measures requests through the gateway with the JWT
+// policy: every token new (the host verifies a signature) against one
+// token repeated (the plugin's token cache). Run with JWT_BENCH=1 -v.
+func TestJWTBenchmark(t *testing.T) {
+	if os.Getenv("JWT_BENCH") == "" {
+		t.Skip("set JWT_BENCH=1")
+	}
+	js := newJWKSServer(t, rsaPublicJWK("rsa-a", jwtRSA), ecPublicJWK("ec", jwtEC), ecPublicJWK("ec384", jwtEC384), edPublicJWK("ed"))
+	e, err := setup(t, jwtPolicy(js.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg, kid string
+		key      any
+	}{{"RS256", "rsa-a", jwtRSA}, {"PS256", "rsa-a", jwtRSA}, {"ES256", "ec", jwtEC}, {"ES384", "ec384", jwtEC384}, {"EdDSA", "ed", jwtEd}} {
+		const n = 2000
+		toks := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range toks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				toks[i] = jwtToken(tc.alg, tc.kid, jwtClaims(map[string]any{"jti": i}), tc.key)
+			}()
+		}
+		wg.Wait()
+		run := func(tok func(i int) string) testing.BenchmarkResult {
+			return testing.Benchmark(func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					req, _ := http.NewRequest("GET", e.base+"/hello", nil)
+					req.Header.Set("Authorization", "Bearer "+tok(i))
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatal(resp.StatusCode)
+					}
+				}
+			})
+		}
+		var next atomic.Int64
+		cold := run(func(int) string { return toks[int(next.Add(1))%n] })
+		cached := run(func(int) string { return toks[0] })
+		t.Logf("%s: new token %v/op, cached token %v/op", tc.alg, time.Duration(cold.NsPerOp()), time.Duration(cached.NsPerOp()))
+	}
+}

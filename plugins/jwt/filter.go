@@ -1,0 +1,305 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/novaedge/novaedge/sdk"
+)
+
+// nowUnix is the clock (tests replace it).
+var nowUnix = func() int64 { return time.Now().Unix() }
+
+// failure is why a request is refused.
+type failure struct {
+	status int    // 401, or 503 when the keys cannot be had
+	desc   string // error_description: no quotes or backslashes
+}
+
+var (
+	errNeedKeys = &failure{status: 0} // fetch the JWKS and try again
+)
+
+func invalid(desc string) *failure { return &failure{status: 401, desc: desc} }
+
+type filter struct {
+	sdk.BaseFilter
+	p     *policy
+	token string
+	// where the token was, to remove it when configured
+	fromHeader bool
+}
+
+func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
+	p := f.p
+	// Client-sent copies of the claim headers never reach the backend.
+	for _, fc := range p.forward {
+		r.RemoveHeader(fc.Header)
+	}
+	if r.Method() == "OPTIONS" && r.HasHeader("origin") && r.HasHeader("access-control-request-method") {
+		return sdk.Continue // a CORS preflight carries no credentials
+	}
+	f.token, f.fromHeader = p.extract(r)
+	if f.token == "" {
+		return r.Deny(401, "missing bearer token", [2]string{"www-authenticate", "Bearer"})
+	}
+	now := nowUnix()
+	if p.tokens != nil {
+		if e := p.tokens.get(f.token, now); e != nil {
+			f.accept(r, e)
+			return sdk.Continue
+		}
+	}
+	e, fail := p.validate(f.token, now, true)
+	if fail == errNeedKeys {
+		err := p.fetch(now, func(error) {
+			e, fail := p.validate(f.token, nowUnix(), false)
+			if fail == errNeedKeys {
+				fail = &failure{status: 503, desc: "the issuer's keys could not be fetched"}
+			}
+			if fail != nil {
+				f.deny(r, fail)
+				return
+			}
+			f.accept(r, e)
+			r.Resume()
+		})
+		if err != nil {
+			sdk.Warnf("jwt: %v", err)
+			return f.deny(r, &failure{status: 503, desc: "the issuer's keys could not be fetched"})
+		}
+		return sdk.Pause
+	}
+	if fail != nil {
+		return f.deny(r, fail)
+	}
+	f.accept(r, e)
+	return sdk.Continue
+}
+
+func (f *filter) deny(r *sdk.Request, fail *failure) sdk.Action {
+	if fail.status == 503 {
+		return r.Deny(503, "JWT: "+fail.desc, [2]string{"retry-after", "5"})
+	}
+	return r.Deny(401, "invalid token: "+fail.desc,
+		[2]string{"www-authenticate", `Bearer error="invalid_token", error_description="` + fail.desc + `"`})
+}
+
+// accept forwards the claims of a valid token.
+func (f *filter) accept(r *sdk.Request, e *entry) {
+	for i, fc := range f.p.forward {
+		v := e.claims[i]
+		if !e.has[i] {
+			continue
+		}
+		r.SetHeader(fc.Header, v)
+		setProperty(fc.Claim, v)
+	}
+	if f.p.cfg.RemoveCredential && f.fromHeader {
+		r.RemoveHeader(f.p.header)
+	}
+}
+
+// extract finds the token: the header (with its prefix), else the cookie,
+// else the query parameter.
+func (p *policy) extract(r *sdk.Request) (string, bool) {
+	if p.header != "" {
+		if v := r.Header(p.header); v != "" {
+			if p.prefix == "" {
+				return strings.TrimSpace(v), true
+			}
+			if len(v) > len(p.prefix) && strings.EqualFold(v[:len(p.prefix)], p.prefix) {
+				return strings.TrimSpace(v[len(p.prefix):]), true
+			}
+		}
+	}
+	if p.cfg.Cookie != "" {
+		if v := r.Cookie(p.cfg.Cookie); v != "" {
+			return v, false
+		}
+	}
+	if p.cfg.QueryParameter != "" {
+		if v := r.Query(p.cfg.QueryParameter); v != "" {
+			return v, false
+		}
+	}
+	return "", false
+}
+
+type header struct {
+	Alg  string   `json:"alg"`
+	Kid  string   `json:"kid"`
+	Crit []string `json:"crit"`
+}
+
+// maxToken bounds the tokens looked at.
+const maxToken = 16 << 10
+
+// validate checks a token: errNeedKeys when the JWKS must be fetched
+// first (and may be now).
+func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failure) {
+	if len(tok) > maxToken {
+		return nil, invalid("token too large")
+	}
+	h64, rest, ok1 := strings.Cut(tok, ".")
+	c64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(s64, ".") {
+		return nil, invalid("malformed token")
+	}
+	hb, err1 := base64.RawURLEncoding.DecodeString(h64)
+	cb, err2 := base64.RawURLEncoding.DecodeString(c64)
+	sig, err3 := base64.RawURLEncoding.DecodeString(s64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, invalid("malformed token")
+	}
+	var h header
+	if json.Unmarshal(hb, &h) != nil {
+		return nil, invalid("malformed token header")
+	}
+	if strings.EqualFold(h.Alg, "none") || h.Alg == "" {
+		return nil, invalid("unsigned tokens are not accepted")
+	}
+	alg := algCode(h.Alg)
+	if alg == 0 || !p.allowed[alg] {
+		return nil, invalid("algorithm " + clean(h.Alg) + " not allowed")
+	}
+	if len(h.Crit) > 0 {
+		return nil, invalid("unsupported critical header")
+	}
+	if len(sig) == 0 {
+		return nil, invalid("missing signature")
+	}
+	var claims map[string]json.RawMessage
+	if json.Unmarshal(cb, &claims) != nil {
+		return nil, invalid("malformed token claims")
+	}
+	e, fail := p.checkClaims(claims, now)
+	if fail != nil {
+		return nil, fail
+	}
+	keys := p.find(h.Kid, alg)
+	if alg != algHS256 && p.upstream != "" {
+		s := p.jwks
+		switch {
+		case !s.loaded:
+			return nil, errNeedKeys
+		case len(keys) == 0 && mayFetch && now-s.lastFetch >= p.refreshEvery:
+			return nil, errNeedKeys // an unknown kid: maybe the keys rotated
+		case now >= s.expires && s.inflight == 0:
+			// Stale: use the keys we have, refresh in the background.
+			_ = p.fetch(now, nil)
+		}
+	}
+	if len(keys) == 0 {
+		if h.Kid != "" {
+			return nil, invalid("unknown key id " + clean(h.Kid))
+		}
+		return nil, invalid("no key for algorithm " + h.Alg)
+	}
+	input := tok[:len(h64)+1+len(c64)]
+	for _, k := range keys {
+		ok, err := verify(alg, k, input, sig)
+		if err != nil {
+			return nil, invalid(err.Error())
+		}
+		if ok {
+			if p.tokens != nil {
+				p.tokens.put(tok, e, now)
+			}
+			return e, nil
+		}
+	}
+	return nil, invalid("signature verification failed")
+}
+
+// checkClaims checks iss, aud, exp, nbf and iat and picks the forwarded
+// claims.
+func (p *policy) checkClaims(c map[string]json.RawMessage, now int64) (*entry, *failure) {
+	e := &entry{exp: -1, claims: make([]string, len(p.forward)), has: make([]bool, len(p.forward))}
+	if p.issuer != "" {
+		var iss string
+		if json.Unmarshal(c["iss"], &iss) != nil || iss != p.issuer {
+			return nil, invalid("wrong issuer")
+		}
+	}
+	if len(p.audience) > 0 && !audienceOK(c["aud"], p.audience) {
+		return nil, invalid("wrong audience")
+	}
+	for _, n := range []string{"exp", "nbf", "iat"} {
+		raw, ok := c[n]
+		if !ok {
+			continue
+		}
+		var f float64
+		if json.Unmarshal(raw, &f) != nil {
+			return nil, invalid(n + " is not a number")
+		}
+		t := int64(f)
+		switch n {
+		case "exp":
+			if now >= t+p.skew {
+				return nil, invalid("token expired")
+			}
+			e.exp = t + p.skew
+		case "nbf":
+			if now < t-p.skew {
+				return nil, invalid("token not yet valid")
+			}
+			e.nbf = t - p.skew
+		case "iat":
+			if now < t-p.skew {
+				return nil, invalid("token issued in the future")
+			}
+		}
+	}
+	for i, fc := range p.forward {
+		raw, ok := c[fc.Claim]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			s = string(raw) // numbers, booleans, arrays and objects as JSON
+		}
+		if strings.ContainsAny(s, "\r\n\x00") {
+			continue
+		}
+		e.claims[i], e.has[i] = s, true
+	}
+	return e, nil
+}
+
+func audienceOK(raw json.RawMessage, want []string) bool {
+	var list []string
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		list = []string{one}
+	} else if json.Unmarshal(raw, &list) != nil {
+		return false
+	}
+	for _, a := range list {
+		for _, w := range want {
+			if a == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clean makes a token's text safe in a quoted error_description.
+func clean(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b = append(b, c)
+		}
+	}
+	return strconv.Quote(string(b))[1 : len(b)+1]
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/novaedge/novaedge/sdk"
+)
+
+// Algorithm codes of the host function's encoding (host/policy/firstparty_jwt.go).
+const (
+	algRS256 = 1 + iota
+	algRS384
+	algRS512
+	algPS256
+	algPS384
+	algPS512
+	algES256
+	algES384
+	algEdDSA
+	algHS256
+	algMax
+)
+
+// Key type codes of the host function's encoding.
+const (
+	ktyRSA  = 1
+	ktyP256 = 2
+	ktyP384 = 3
+	ktyEd   = 4
+	ktyOct  = 5
+)
+
+func algCode(alg string) byte {
+	for i, a := range algorithms {
+		if a == alg {
+			return byte(i + 1)
+		}
+	}
+	return 0
+}
+
+// keyFits reports whether alg may be used with a key of type kty.
+func keyFits(alg, kty byte) bool {
+	switch alg {
+	case algRS256, algRS384, algRS512, algPS256, algPS384, algPS512:
+		return kty == ktyRSA
+	case algES256:
+		return kty == ktyP256
+	case algES384:
+		return kty == ktyP384
+	case algEdDSA:
+		return kty == ktyEd
+	case algHS256:
+		return kty == ktyOct
+	}
+	return false
+}
+
+// key is one verification key: a and b are its raw components (RSA n, e;
+// EC x, y; Ed25519 x; oct k).
+type key struct {
+	kid  string
+	kty  byte
+	alg  byte // the JWK's alg, if it names one
+	a, b []byte
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Crv string `json:"crv"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+}
+
+// parseJWKS reads a JSON Web Key Set's public signing keys; keys of other
+// types or uses, and symmetric keys (a JWKS never carries the HMAC
+// secret), are skipped.
+func parseJWKS(data []byte) ([]*key, error) {
+	var set struct {
+		Keys []jwk `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, errors.New("not a JSON Web Key Set")
+	}
+	var out []*key
+	for _, j := range set.Keys {
+		if j.Use != "" && j.Use != "sig" {
+			continue
+		}
+		k := &key{kid: j.Kid, alg: algCode(j.Alg)}
+		var err1, err2 error
+		switch {
+		case j.Kty == "RSA":
+			k.kty = ktyRSA
+			k.a, err1 = b64(j.N)
+			k.b, err2 = b64(j.E)
+		case j.Kty == "EC" && (j.Crv == "P-256" || j.Crv == "P-384"):
+			k.kty = ktyP256
+			if j.Crv == "P-384" {
+				k.kty = ktyP384
+			}
+			k.a, err1 = b64(j.X)
+			k.b, err2 = b64(j.Y)
+		case j.Kty == "OKP" && j.Crv == "Ed25519":
+			k.kty = ktyEd
+			k.a, err1 = b64(j.X)
+		default:
+			continue
+		}
+		if err1 != nil || err2 != nil || len(k.a) == 0 || (k.kty != ktyEd && len(k.b) == 0) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func b64(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// Verify results of the host function.
+const (
+	verifyBad     = 0 // the signature does not verify
+	verifyOK      = 1
+	verifyRefused = 2 // malformed argument, or alg and key do not fit
+)
+
+// verifyFunc is the host function's name.
+const verifyFunc = "novaedge.jwt_verify"
+
+// encodeVerify is the host function's argument: version 1, alg, key type,
+// then four uvarint-length-prefixed fields: key component a, key
+// component b, the signing input (header.payload) and the signature.
+func encodeVerify(alg byte, k *key, input string, sig []byte) []byte {
+	b := make([]byte, 0, 3+4*binary.MaxVarintLen32+len(k.a)+len(k.b)+len(input)+len(sig))
+	b = append(b, 1, alg, k.kty)
+	b = binary.AppendUvarint(b, uint64(len(k.a)))
+	b = append(b, k.a...)
+	b = binary.AppendUvarint(b, uint64(len(k.b)))
+	b = append(b, k.b...)
+	b = binary.AppendUvarint(b, uint64(len(input)))
+	b = append(b, input...)
+	b = binary.AppendUvarint(b, uint64(len(sig)))
+	return append(b, sig...)
+}
+
+// verify asks the host to check one signature with one key.
+func verify(alg byte, k *key, input string, sig []byte) (bool, error) {
+	res, err := sdk.CallHost(verifyFunc, encodeVerify(alg, k, input, sig))
+	if err != nil {
+		return false, errors.New("signature verification unavailable")
+	}
+	if len(res) != 1 {
+		return false, errors.New("signature verification unavailable")
+	}
+	switch res[0] {
+	case verifyOK:
+		return true, nil
+	case verifyBad:
+		return false, nil
+	}
+	return false, errors.New("key and algorithm refused by the verifier")
+}
+
+// keySet is the cached remote JWKS and the state of its fetches (one per
+// VM: each VM fetches its own).
+type keySet struct {
+	keys      []*key
+	loaded    bool  // a fetch succeeded once
+	expires   int64 // unix seconds: refresh after
+	lastFetch int64 // unix seconds of the last fetch started
+	inflight  int   // fetches under way
+	started   int64 // unix seconds the oldest under-way fetch started
+	gen       int   // bumped when the keys change
+}
+
+// maxInflight bounds concurrent JWKS fetches of a VM: a paused request
+// can only be resumed from its own callout's answer, so each request that
+// waits for the JWKS has its own fetch.
+const maxInflight = 16
+
+// find returns the keys that may verify a token with this kid and alg.
+func (p *policy) find(kid string, alg byte) []*key {
+	if alg == algHS256 {
+		if p.hmac != nil {
+			return []*key{p.hmac}
+		}
+		return nil
+	}
+	var out []*key
+	for _, list := range [][]*key{p.inline, p.jwks.keys} {
+		for _, k := range list {
+			if kid != "" && k.kid != kid {
+				continue
+			}
+			if k.alg != 0 && k.alg != alg {
+				continue
+			}
+			if keyFits(alg, k.kty) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// maxAge is the Cache-Control max-age of a response, or -1.
+func maxAge(cc string) int64 {
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.TrimSpace(strings.ToLower(d))
+		if v, ok := strings.CutPrefix(d, "max-age="); ok {
+			n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
+			if err == nil && n >= 0 {
+				return n
+			}
+		}
+		if d == "no-cache" || d == "no-store" {
+			return 0
+		}
+	}
+	return -1
+}
+
+// Bounds of a JWKS's cache lifetime taken from Cache-Control.
+const (
+	minJWKSTTL = 60
+	maxJWKSTTL = 24 * 3600
+)
+
+// stored takes a fetched JWKS. It returns an error when the answer is not
+// a usable key set (the old keys stay).
+func (p *policy) stored(now int64, resp *sdk.CallResponse) error {
+	if resp.Status != 200 {
+		return errors.New("JWKS fetch answered " + strconv.Itoa(resp.Status))
+	}
+	keys, err := parseJWKS(resp.Body)
+	if err != nil {
+		return err
+	}
+	ttl := p.cacheTTL
+	if ma := maxAge(resp.Header("cache-control")); ma >= 0 {
+		ttl = min(max(ma, minJWKSTTL), maxJWKSTTL)
+	}
+	s := p.jwks
+	if !sameKeys(s.keys, keys) {
+		s.gen++
+		if p.tokens != nil {
+			p.tokens.clear() // tokens of removed keys must not stay valid
+		}
+	}
+	s.keys, s.loaded, s.expires = keys, true, now+ttl
+	return nil
+}
+
+func sameKeys(a, b []*key) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].kid != b[i].kid || a[i].kty != b[i].kty || a[i].alg != b[i].alg ||
+			string(a[i].a) != string(b[i].a) || string(a[i].b) != string(b[i].b) {
+			return false
+		}
+	}
+	return true
+}
+
+// fetch starts a JWKS fetch whose answer done gets (after it was stored).
+func (p *policy) fetch(now int64, done func(error)) error {
+	s := p.jwks
+	if s.inflight > 0 && now-s.started > int64(p.timeout/1000)+5 {
+		s.inflight = 0 // answers that never came (their request went away)
+	}
+	if s.inflight >= maxInflight {
+		return errors.New("too many JWKS fetches under way")
+	}
+	h := [][2]string{{":method", "GET"}, {":path", p.path}, {"accept", "application/json"}}
+	if p.authority != "" {
+		h = append(h, [2]string{":authority", p.authority})
+	}
+	err := sdk.HTTPCall(p.upstream, h, nil, p.timeout, func(resp *sdk.CallResponse, err error) {
+		if s.inflight > 0 {
+			s.inflight--
+		}
+		if err == nil {
+			err = p.stored(nowUnix(), resp)
+		}
+		if err != nil {
+			sdk.Warnf("jwt: JWKS %s: %v", p.cfg.JWKSURI, err)
+		}
+		if done != nil {
+			done(err)
+		}
+	})
+	if err != nil {
+		return errors.New("JWKS fetch: " + err.Error())
+	}
+	if s.inflight == 0 {
+		s.started = now
+	}
+	s.inflight++
+	s.lastFetch = now
+	return nil
+}

@@ -1,0 +1,230 @@
+// Command jwt is NovaEdge's JWT policy: it validates the bearer token of
+// every request (signature, issuer, audience, exp/nbf/iat) against the
+// issuer's JSON Web Key Set, fetched by HTTP callout and cached, or given
+// inline; it answers 401 when the token is missing or invalid and forwards
+// selected claims to the backend as headers. Signatures are verified by
+// the host (host function "novaedge.jwt_verify"): RSA and ECDSA in the
+// guest would be far too slow. See README.md.
+package main
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/novaedge/novaedge/sdk"
+)
+
+// Config is the plugin's configuration (a ProxyPolicy's spec.jwt, with
+// durations in whole seconds).
+type Config struct {
+	// Issuer, if set, must equal the token's iss.
+	Issuer string `json:"issuer"`
+	// Audience, if set: the token's aud must name at least one of these.
+	Audience []string `json:"audience"`
+	// JWKSURI is the issuer's JSON Web Key Set URL, fetched through the
+	// host's HTTP callout. Or the name of a ProxyBackend ("ns/name")
+	// followed by the path: "backend:ns/name/.well-known/jwks.json".
+	JWKSURI string `json:"jwksUri"`
+	// JWKS is an inline JSON Web Key Set (JSON text).
+	JWKS string `json:"jwks"`
+	// HeaderName and HeaderPrefix: where the token is (default
+	// "Authorization", "Bearer ").
+	HeaderName   string `json:"headerName"`
+	HeaderPrefix string `json:"headerPrefix"`
+	// Cookie and QueryParameter: other places to look for the token when
+	// the header has none.
+	Cookie         string `json:"cookie"`
+	QueryParameter string `json:"queryParameter"`
+	// AllowedAlgorithms: default every asymmetric one (RS*, PS*, ES256,
+	// ES384, EdDSA), plus HS256 when HMACSecret is set. "none" is never
+	// accepted.
+	AllowedAlgorithms []string `json:"allowedAlgorithms"`
+	// HMACSecret is the HS256 shared secret, inline in the configuration.
+	HMACSecret string `json:"hmacSecret"`
+	// ClockSkewSeconds tolerated on exp, nbf and iat (default 60; -1: 0).
+	ClockSkewSeconds int `json:"clockSkewSeconds"`
+	// ForwardClaims: claim → request header. Default {sub: X-User-ID}.
+	// Client-sent copies of these headers are always removed.
+	ForwardClaims []ClaimHeader `json:"forwardClaims"`
+	// RemoveCredential removes the token (header, cookie is left alone)
+	// before the request goes upstream.
+	RemoveCredential bool `json:"removeCredential"`
+	// JWKSCacheSeconds: how long a fetched JWKS is used when its answer
+	// has no Cache-Control max-age (default 300). A max-age is honoured
+	// within [60s, 24h].
+	JWKSCacheSeconds int `json:"jwksCacheSeconds"`
+	// JWKSRefreshSeconds: the least time between two fetches caused by an
+	// unknown kid (default 30; -1: 0).
+	JWKSRefreshSeconds int `json:"jwksRefreshSeconds"`
+	// FetchTimeoutMillis bounds a JWKS fetch (default 5000).
+	FetchTimeoutMillis int `json:"fetchTimeoutMillis"`
+	// TokenCacheSize bounds the cache of validated tokens (default 1024;
+	// -1: no cache).
+	TokenCacheSize int `json:"tokenCacheSize"`
+}
+
+// ClaimHeader forwards a claim as a request header.
+type ClaimHeader struct {
+	Claim  string `json:"claim"`
+	Header string `json:"header"`
+}
+
+var algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256"}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.JWKSURI == "" && c.JWKS == "" && c.HMACSecret == "" {
+		return errors.New("jwksUri, jwks or hmacSecret: one is required")
+	}
+	if c.JWKSURI != "" {
+		if _, _, err := splitUpstream(c.JWKSURI); err != nil {
+			return errors.New("jwksUri: " + err.Error())
+		}
+	}
+	if c.JWKS != "" {
+		ks, err := parseJWKS([]byte(c.JWKS))
+		if err != nil {
+			return errors.New("jwks: " + err.Error())
+		}
+		if len(ks) == 0 {
+			return errors.New("jwks: no usable key")
+		}
+	}
+	for i, a := range c.AllowedAlgorithms {
+		if algCode(a) == 0 {
+			return errors.New("allowedAlgorithms[" + strconv.Itoa(i) + "]: " + strconv.Quote(a) + " is not supported (want one of " + strings.Join(algorithms, ", ") + ")")
+		}
+		if a == "HS256" && c.HMACSecret == "" {
+			return errors.New("allowedAlgorithms[" + strconv.Itoa(i) + "]: HS256 needs hmacSecret")
+		}
+	}
+	if c.HMACSecret != "" && len(c.HMACSecret) < 32 {
+		return errors.New("hmacSecret: at least 32 bytes")
+	}
+	for i, fc := range c.ForwardClaims {
+		if fc.Claim == "" || fc.Header == "" || strings.ContainsAny(fc.Header, " :\t\r\n") {
+			return errors.New("forwardClaims[" + strconv.Itoa(i) + "]: claim and header (a header name) are required")
+		}
+	}
+	if c.HeaderName == "" {
+		c.HeaderName = "Authorization"
+		if c.HeaderPrefix == "" {
+			c.HeaderPrefix = "Bearer "
+		}
+	}
+	return nil
+}
+
+// policy is a configuration made ready.
+type policy struct {
+	cfg          *Config
+	issuer       string
+	audience     []string
+	allowed      [algMax]bool
+	skew         int64
+	forward      []ClaimHeader
+	header       string
+	prefix       string
+	hmac         *key
+	upstream     string // callout target
+	path         string // callout :path
+	authority    string
+	cacheTTL     int64 // seconds
+	refreshEvery int64
+	timeout      uint32
+	tokens       *tokenCache
+	jwks         *keySet
+	inline       []*key
+}
+
+func start(cfg *Config) (sdk.NewFilter, error) {
+	p := &policy{
+		cfg:      cfg,
+		issuer:   cfg.Issuer,
+		audience: cfg.Audience,
+		header:   strings.ToLower(cfg.HeaderName),
+		prefix:   cfg.HeaderPrefix,
+		skew:     secondsOr(cfg.ClockSkewSeconds, 60),
+		forward:  cfg.ForwardClaims,
+		cacheTTL: secondsOr(cfg.JWKSCacheSeconds, 300),
+		timeout:  uint32(secondsOr(cfg.FetchTimeoutMillis, 5000)),
+		jwks:     &keySet{},
+	}
+	p.refreshEvery = secondsOr(cfg.JWKSRefreshSeconds, 30)
+	if len(p.forward) == 0 {
+		p.forward = []ClaimHeader{{Claim: "sub", Header: "X-User-ID"}}
+	}
+	algs := cfg.AllowedAlgorithms
+	if len(algs) == 0 {
+		algs = algorithms[:9]
+		if cfg.HMACSecret != "" {
+			algs = algorithms
+		}
+	}
+	for _, a := range algs {
+		p.allowed[algCode(a)] = true
+	}
+	if cfg.HMACSecret != "" {
+		p.hmac = &key{kty: ktyOct, a: []byte(cfg.HMACSecret)}
+	}
+	if cfg.JWKS != "" {
+		p.inline, _ = parseJWKS([]byte(cfg.JWKS))
+	}
+	if cfg.JWKSURI != "" {
+		p.upstream, p.path, _ = splitUpstream(cfg.JWKSURI)
+		if strings.HasPrefix(p.upstream, "http") {
+			_, rest, _ := strings.Cut(p.upstream, "://")
+			p.authority = rest
+		}
+	}
+	size := cfg.TokenCacheSize
+	if size == 0 {
+		size = 1024
+	}
+	if size > 0 {
+		p.tokens = newTokenCache(size)
+	}
+	// The JWKS is fetched lazily, by the first request that needs it:
+	// starting needs no network.
+	return func() sdk.Filter { return &filter{p: p} }, nil
+}
+
+// secondsOr is v, or def when v is 0, or 0 when v is negative.
+func secondsOr(v, def int) int64 {
+	switch {
+	case v == 0:
+		return int64(def)
+	case v < 0:
+		return 0
+	}
+	return int64(v)
+}
+
+// splitUpstream splits a JWKS location into the callout's upstream and
+// :path: "https://h/p" → "https://h", "/p"; "backend:ns/name/p" → "ns/name", "/p".
+func splitUpstream(uri string) (upstream, path string, err error) {
+	if rest, ok := strings.CutPrefix(uri, "backend:"); ok {
+		parts := strings.SplitN(rest, "/", 3)
+		if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
+			return "", "", errors.New("backend:NAMESPACE/NAME/PATH expected")
+		}
+		return parts[0] + "/" + parts[1], "/" + parts[2], nil
+	}
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok || (scheme != "http" && scheme != "https") || rest == "" {
+		return "", "", errors.New("an http(s) URL expected")
+	}
+	host, path := rest, "/"
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, path = rest[:i], rest[i:]
+	}
+	if host == "" {
+		return "", "", errors.New("the URL has no host")
+	}
+	return scheme + "://" + host, path, nil
+}
+
+var plugin = sdk.Plugin[Config]{Name: "jwt", Start: start}
+
+func main() { sdk.Run(plugin) }
