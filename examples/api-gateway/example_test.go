@@ -15,7 +15,9 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
+	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/wasm"
 )
 
 func freeAddr(t *testing.T) string {
@@ -29,8 +31,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestExampleEndToEnd runs the example as `make run` does — the three demo
-// services and the gateway on the embedded resources — on free ports, and
-// walks through the README's requests.
+// services, the development token issuer and the gateway with its four
+// policies on the embedded resources — on free ports, and walks through
+// the README's requests.
 func TestExampleEndToEnd(t *testing.T) {
 	svcs := apigateway.Services()
 	gwAddr := freeAddr(t)
@@ -41,9 +44,18 @@ func TestExampleEndToEnd(t *testing.T) {
 		replace = append(replace, svcs[i].Addr, addr)
 		svcs[i].Addr = addr
 	}
+	issuer, err := apigateway.StartIssuer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer issuer.Close()
+	token, err := issuer.Token("user-42", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := strings.NewReplacer(replace...)
 	var files []configs.File
-	for _, f := range apigateway.Files() {
+	for _, f := range apigateway.DemoFiles(issuer.URL) {
 		files = append(files, configs.File{Name: f.Name, Data: []byte(r.Replace(string(f.Data)))})
 	}
 
@@ -58,7 +70,14 @@ func TestExampleEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := proxy.New(proxy.Options{Logger: logger})
+	caller := &policy.Caller{}
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, HTTPCaller: caller, Foreign: policy.HostFunctions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	gw := proxy.New(proxy.Options{Logger: logger, Policies: (&policy.Builder{Runtime: rt}).Build})
+	caller.Gateway = gw
 	if err := gw.Apply(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +115,7 @@ func TestExampleEndToEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
 			req.Host = tc.host
+			authorize(req, token, "table")
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -132,6 +152,7 @@ func TestExampleEndToEnd(t *testing.T) {
 	t.Run("server-sent events stream through", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", base+"/api/v1/users/sse?n=3", nil)
 		req.Host = "localhost"
+		authorize(req, token, "sse")
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -152,6 +173,93 @@ func TestExampleEndToEnd(t *testing.T) {
 		}
 	})
 
+	do := func(t *testing.T, req *http.Request) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	t.Run("JWT: no token is a 401 with WWW-Authenticate: Bearer", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", base+"/api/v1/users/42", nil)
+		authorize(req, "", "jwt")
+		resp, body := do(t, req)
+		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(body, `"status":401`) {
+			t.Errorf("%d %v %s", resp.StatusCode, resp.Header, body)
+		}
+	})
+	t.Run("JWT: a bad token is a 401 invalid_token", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", base+"/api/v1/users/42", nil)
+		authorize(req, token[:len(token)-4]+"AAAA", "jwt")
+		resp, _ := do(t, req)
+		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%d %v", resp.StatusCode, resp.Header)
+		}
+	})
+	t.Run("a good request carries every policy's mark", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", base+"/api/v1/users/42", nil)
+		req.Header.Set("Origin", "https://app.example.com")
+		authorize(req, token, "marks")
+		resp, body := do(t, req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		h := resp.Header
+		for k, v := range map[string]string{
+			"X-Frame-Options":                  "DENY",
+			"X-Content-Type-Options":           "nosniff",
+			"Referrer-Policy":                  "strict-origin-when-cross-origin",
+			"X-Ratelimit-Limit":                "200",
+			"Access-Control-Allow-Origin":      "https://app.example.com",
+			"Access-Control-Allow-Credentials": "true",
+		} {
+			if h.Get(k) != v {
+				t.Errorf("%s = %q, want %q", k, h.Get(k), v)
+			}
+		}
+		if h.Get("Strict-Transport-Security") != "" {
+			t.Error("HSTS on a plain-HTTP response")
+		}
+		var got struct{ Headers map[string]string }
+		json.Unmarshal([]byte(body), &got)
+		if got.Headers["X-User-Id"] != "user-42" {
+			t.Errorf("backend saw X-User-ID %q", got.Headers["X-User-Id"])
+		}
+	})
+	t.Run("CORS: the gateway answers a preflight, no token needed", func(t *testing.T) {
+		req, _ := http.NewRequest("OPTIONS", base+"/api/v1/orders", nil)
+		req.Host = "localhost"
+		req.Header.Set("Origin", "https://app.example.com")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, _ := do(t, req)
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+			resp.Header.Get("Access-Control-Max-Age") != "86400" {
+			t.Errorf("%d %v", resp.StatusCode, resp.Header)
+		}
+	})
+	t.Run("RateLimit: past the burst, 429 with Retry-After", func(t *testing.T) {
+		for i := 0; i < 5000; i++ {
+			req, _ := http.NewRequest("GET", base+"/api/v1/products", nil)
+			authorize(req, token, "burst")
+			resp, body := do(t, req)
+			if resp.StatusCode == 200 {
+				continue
+			}
+			if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Ratelimit-Remaining") != "0" ||
+				!strings.Contains(body, `"status":429`) {
+				t.Fatalf("request %d: %d %v %s", i, resp.StatusCode, resp.Header, body)
+			}
+			if i < 200 {
+				t.Fatalf("429 after %d requests, before the burst of 200", i)
+			}
+			return
+		}
+		t.Fatal("no 429 in 5000 requests at full speed")
+	})
+
 	t.Run("status reports the reference", func(t *testing.T) {
 		st := gw.Status()
 		if len(st.Routes) != 3 || len(st.Backends) != 3 || len(st.Policies) != 4 {
@@ -163,15 +271,32 @@ func TestExampleEndToEnd(t *testing.T) {
 			}
 		}
 		for _, p := range st.Policies {
-			if p.State != "NotActiveYet" {
-				t.Errorf("policy %s state %q", p.Name, p.State)
+			if p.State != "Active" || p.Plugin == nil || p.Plugin.VMs < 1 {
+				t.Errorf("policy %s state %q plugin %+v", p.Name, p.State, p.Plugin)
 			}
 		}
 		inactive := fmt.Sprint(st.Inactive)
-		for _, want := range []string{"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog", "RateLimit", "JWT", "CORS", "SecurityHeaders"} {
+		for _, no := range []string{"RateLimit", "JWT", "CORS", "SecurityHeaders"} {
+			if strings.Contains(inactive, no) {
+				t.Errorf("not-active list has %s: %s", no, inactive)
+			}
+		}
+		for _, want := range []string{"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog"} {
 			if !strings.Contains(inactive, want) {
 				t.Errorf("not-active list lacks %s: %s", want, inactive)
 			}
 		}
 	})
+}
+
+// authorize adds the demo's credentials: the bearer token and an API key
+// (the rate limit's key; each test its own, so their buckets are apart).
+func authorize(req *http.Request, token, apiKey string) {
+	if req.Host == "" || strings.HasPrefix(req.Host, "127.0.0.1:") {
+		req.Host = "localhost"
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("X-API-Key", apiKey)
 }
