@@ -68,8 +68,9 @@ Try, in another terminal:
   curl -si localhost:8080/api/v1/users/42                     # → 401 + WWW-Authenticate: no token
   curl -si -H "Authorization: Bearer $TOKEN" -H 'X-API-Key: demo' localhost:8080/api/v1/users/42
                                                               # → 200 from users, X-RateLimit-*, security headers
-  for i in $(seq 260); do curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" \
-    -H 'X-API-Key: demo' localhost:8080/api/v1/products; done | sort | uniq -c   # → 200s, then 429s (burst 200)
+  curl -sZ --parallel-max 20 -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" -H 'X-API-Key: burst' \
+    'localhost:8080/api/v1/products?[1-300]' 2>/dev/null | sort | uniq -c   # → ~200 × 200, then 429s (burst 200, 100/s)
+  curl -si -H "Authorization: Bearer $TOKEN" -H 'X-API-Key: burst' localhost:8080/api/v1/products   # → 429, Retry-After, JSON
   curl -si -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' \
     localhost:8080/api/v1/orders                              # → 204 CORS preflight, answered by the gateway
   curl -s -H "Authorization: Bearer $TOKEN" -H 'Host: api.example.com' localhost:8080/api/v1/orders   # → orders (LeastConn)
