@@ -29,6 +29,7 @@ test-short: ## the tests without -race (quicker)
 
 bench: build ## Go benchmarks (router, LB) and the end-to-end load comparison
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/ ./host/wasm/
+	$(GO) test -run "^$$" -bench . -benchmem -count 1 ./host/policy/ ./examples/api-gateway/
 	$(GO) run ./cmd/loadbench -novaedge $(BIN)
 
 FUZZTIME ?= 30s

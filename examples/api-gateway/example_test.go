@@ -20,7 +20,7 @@ import (
 	"github.com/novaedge/novaedge/host/wasm"
 )
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,11 +30,19 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestExampleEndToEnd runs the example as `make run` does — the three demo
-// services, the development token issuer and the gateway with its four
-// policies on the embedded resources — on free ports, and walks through
-// the README's requests.
-func TestExampleEndToEnd(t *testing.T) {
+// example is the example running on free ports: the demo services, the
+// development token issuer and the gateway.
+type example struct {
+	base  string // the gateway's URL
+	token string // a valid token of the issuer
+	gw    *proxy.Gateway
+}
+
+// startExample runs the example as `make run` does, on free ports; edit,
+// if set, changes the resource files' text first. Everything stops when
+// the test ends.
+func startExample(t testing.TB, edit func(string) string) *example {
+	t.Helper()
 	svcs := apigateway.Services()
 	gwAddr := freeAddr(t)
 	_, gwPort, _ := net.SplitHostPort(gwAddr)
@@ -48,7 +56,7 @@ func TestExampleEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer issuer.Close()
+	t.Cleanup(func() { issuer.Close() })
 	token, err := issuer.Token("user-42", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +64,11 @@ func TestExampleEndToEnd(t *testing.T) {
 	r := strings.NewReplacer(replace...)
 	var files []configs.File
 	for _, f := range apigateway.DemoFiles(issuer.URL) {
-		files = append(files, configs.File{Name: f.Name, Data: []byte(r.Replace(string(f.Data)))})
+		data := r.Replace(string(f.Data))
+		if edit != nil {
+			data = edit(data)
+		}
+		files = append(files, configs.File{Name: f.Name, Data: []byte(data)})
 	}
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -64,7 +76,7 @@ func TestExampleEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop)
 
 	snap, err := configs.LoadFiles(files)
 	if err != nil {
@@ -75,18 +87,27 @@ func TestExampleEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(context.Background())
+	t.Cleanup(func() { rt.Close(context.Background()) })
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: (&policy.Builder{Runtime: rt}).Build})
 	caller.Gateway = gw
 	if err := gw.Apply(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		gw.Shutdown(ctx)
-	}()
-	base := "http://" + gwAddr
+	})
+	return &example{base: "http://" + gwAddr, token: token, gw: gw}
+}
+
+// TestExampleEndToEnd runs the example as `make run` does — the three demo
+// services, the development token issuer and the gateway with its four
+// policies on the embedded resources — on free ports, and walks through
+// the README's requests.
+func TestExampleEndToEnd(t *testing.T) {
+	ex := startExample(t, nil)
+	base, token, gw := ex.base, ex.token, ex.gw
 	client := &http.Client{Timeout: 10 * time.Second}
 
 	type echo struct {
