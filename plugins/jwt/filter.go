@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/base64"
-	"strconv"
 	"strings"
 	"time"
 
@@ -309,5 +308,5 @@ func clean(s string) string {
 			b = append(b, c)
 		}
 	}
-	return strconv.Quote(string(b))[1 : len(b)+1]
+	return string(b)
 }
