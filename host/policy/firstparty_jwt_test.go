@@ -294,7 +294,7 @@ func TestJWTThroughGateway(t *testing.T) {
 		{"wrong issuer", jwtToken("RS256", "rsa-a", jwtClaims(map[string]any{"iss": "x"}), jwtRSA), "wrong issuer"},
 		{"wrong audience", jwtToken("RS256", "rsa-a", jwtClaims(map[string]any{"aud": "x"}), jwtRSA), "wrong audience"},
 		{"bad signature", jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA2), "signature verification failed"},
-		{"none", strings.TrimSuffix(jwtToken("HS256", "", jwtClaims(nil), jwtSecret), "x") + "", "algorithm HS256 not allowed"},
+		{"HS256 not allowed", jwtToken("HS256", "", jwtClaims(nil), jwtSecret), "algorithm HS256 not allowed"},
 		{"confusion", jwtToken("HS256", "rsa-a", jwtClaims(nil), jwtRSA.N.Bytes()), "algorithm HS256 not allowed"},
 		{"unknown kid", jwtToken("RS256", "zzz", jwtClaims(nil), jwtRSA), "unknown key id zzz"},
 	} {

@@ -15,7 +15,7 @@ type entry struct {
 
 // tokenCache holds validated tokens until they expire, so a repeated
 // token skips signature verification. Bounded: when full, expired
-// entries go, then arbitrary ones.
+// entries go, then arbitrary ones, down to 7/8 of the bound.
 type tokenCache struct {
 	size int
 	m    map[string]*entry
@@ -51,8 +51,9 @@ func (c *tokenCache) put(tok string, e *entry, now int64) {
 				delete(c.m, k)
 			}
 		}
+		// Down to 7/8 of the bound, so that sweeps are rare.
 		for k := range c.m {
-			if len(c.m) < c.size {
+			if len(c.m) < c.size-c.size/8 {
 				break
 			}
 			delete(c.m, k)

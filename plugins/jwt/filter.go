@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
 
@@ -155,9 +153,15 @@ func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failur
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, invalid("malformed token")
 	}
-	var h header
-	if json.Unmarshal(hb, &h) != nil {
+	hm, ok := scanObject(hb)
+	if !ok {
 		return nil, invalid("malformed token header")
+	}
+	var h header
+	h.Alg, _ = str(hm["alg"])
+	h.Kid, _ = str(hm["kid"])
+	if _, crit := hm["crit"]; crit {
+		h.Crit = []string{"?"}
 	}
 	if strings.EqualFold(h.Alg, "none") || h.Alg == "" {
 		return nil, invalid("unsigned tokens are not accepted")
@@ -172,8 +176,8 @@ func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failur
 	if len(sig) == 0 {
 		return nil, invalid("missing signature")
 	}
-	var claims map[string]json.RawMessage
-	if json.Unmarshal(cb, &claims) != nil {
+	claims, ok := scanObject(cb)
+	if !ok {
 		return nil, invalid("malformed token claims")
 	}
 	e, fail := p.checkClaims(claims, now)
@@ -217,11 +221,10 @@ func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failur
 
 // checkClaims checks iss, aud, exp, nbf and iat and picks the forwarded
 // claims.
-func (p *policy) checkClaims(c map[string]json.RawMessage, now int64) (*entry, *failure) {
+func (p *policy) checkClaims(c map[string][]byte, now int64) (*entry, *failure) {
 	e := &entry{exp: -1, claims: make([]string, len(p.forward)), has: make([]bool, len(p.forward))}
 	if p.issuer != "" {
-		var iss string
-		if json.Unmarshal(c["iss"], &iss) != nil || iss != p.issuer {
+		if iss, ok := str(c["iss"]); !ok || iss != p.issuer {
 			return nil, invalid("wrong issuer")
 		}
 	}
@@ -233,8 +236,8 @@ func (p *policy) checkClaims(c map[string]json.RawMessage, now int64) (*entry, *
 		if !ok {
 			continue
 		}
-		var f float64
-		if json.Unmarshal(raw, &f) != nil {
+		f, ok := num(raw)
+		if !ok {
 			return nil, invalid(n + " is not a number")
 		}
 		t := int64(f)
@@ -260,8 +263,8 @@ func (p *policy) checkClaims(c map[string]json.RawMessage, now int64) (*entry, *
 		if !ok {
 			continue
 		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := str(raw)
+		if !ok {
 			s = string(raw) // numbers, booleans, arrays and objects as JSON
 		}
 		if strings.ContainsAny(s, "\r\n\x00") {
@@ -272,15 +275,19 @@ func (p *policy) checkClaims(c map[string]json.RawMessage, now int64) (*entry, *
 	return e, nil
 }
 
-func audienceOK(raw json.RawMessage, want []string) bool {
-	var list []string
-	var one string
-	if json.Unmarshal(raw, &one) == nil {
-		list = []string{one}
-	} else if json.Unmarshal(raw, &list) != nil {
-		return false
+func audienceOK(raw []byte, want []string) bool {
+	list := [][]byte{raw}
+	if len(raw) > 0 && raw[0] == '[' {
+		var ok bool
+		if list, ok = scanArray(raw); !ok {
+			return false
+		}
 	}
-	for _, a := range list {
+	for _, r := range list {
+		a, ok := str(r)
+		if !ok {
+			continue
+		}
 		for _, w := range want {
 			if a == w {
 				return true
@@ -301,5 +308,5 @@ func clean(s string) string {
 			b = append(b, c)
 		}
 	}
-	return strconv.Quote(string(b))[1 : len(b)+1]
+	return string(b)
 }

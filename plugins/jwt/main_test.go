@@ -507,3 +507,27 @@ func TestRemoteJWKSFailure(t *testing.T) {
 		t.Fatalf("none: %+v", res)
 	}
 }
+
+func TestConcurrentWaiters(t *testing.T) {
+	h := startHost(t, remote)
+	tok := sign("ES256", "ec1", claims(nil), ecKey)
+	a := h.Do(bearer(tok), sdktest.Response{})
+	b := h.Do(bearer(tok), sdktest.Response{})
+	if !a.Paused || !b.Paused {
+		t.Fatal("not paused")
+	}
+	// Each waiting request has its own fetch (the sdk resumes a request
+	// only from its own callout's answer).
+	body := jwks(ecJWK("ec1", ecKey))
+	b = answer(t, h, b, 200, nil, body)
+	a = answer(t, h, a, 200, nil, body)
+	for _, res := range []sdktest.Result{a, b} {
+		if res.Paused || res.Local != nil || res.Upstream.Get("x-user-id") != "user-42" {
+			t.Errorf("%+v", res)
+		}
+	}
+	// Then the JWKS is cached.
+	if res := h.Do(bearer(tok), sdktest.Response{}); res.Paused || res.Local != nil {
+		t.Errorf("%+v", res)
+	}
+}
