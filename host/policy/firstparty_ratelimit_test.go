@@ -530,3 +530,33 @@ func TestRateLimitByClaim(t *testing.T) {
 		t.Errorf("no claim: %d %s", r.StatusCode, body)
 	}
 }
+
+// TestRateLimitByVerifiedClaim: the real chain of the reference's two
+// authentication-aware policies. JWT validates the token and publishes its
+// sub claim; RateLimit keys its buckets on it. A client cannot pick its
+// bucket: the claim comes from a verified token only.
+func TestRateLimitByVerifiedClaim(t *testing.T) {
+	jwks := newJWKSServer(t, rsaPublicJWK("k1", jwtRSA))
+	e, err := setup(t, jwtPolicy(jwks.URL, "")+firstPartyDoc("rl", "RateLimit", `  rateLimit:
+    requestsPerSecond: 0.001
+    burst: 2
+    key: "claim:sub"
+    onMissingKey: reject
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := jwtToken("RS256", "k1", jwtClaims(map[string]any{"sub": "alice"}), jwtRSA)
+	bob := jwtToken("RS256", "k1", jwtClaims(map[string]any{"sub": "bob"}), jwtRSA)
+	for i, want := range []int{200, 200, 429} {
+		if r, body := bearerGet(t, e, alice, "X-Sub", "someone-else"); r.StatusCode != want {
+			t.Errorf("alice %d: %d, want %d: %s", i+1, r.StatusCode, want, body)
+		}
+	}
+	if r, _ := bearerGet(t, e, bob); r.StatusCode != 200 || r.Header.Get("X-RateLimit-Remaining") != "1" {
+		t.Errorf("bob: %d %v", r.StatusCode, r.Header)
+	}
+	if r, _ := bearerGet(t, e, ""); r.StatusCode != 401 || r.Header.Get("WWW-Authenticate") != "Bearer" {
+		t.Errorf("no token: %d %v (the JWT policy runs first)", r.StatusCode, r.Header)
+	}
+}
