@@ -29,7 +29,7 @@ import (
 // `make plugins-testdata`, committed).
 const modules = "../wasm/testdata"
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,7 +47,7 @@ type echo struct {
 	hits int
 }
 
-func newEcho(t *testing.T) *echo {
+func newEcho(t testing.TB) *echo {
 	e := &echo{}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
@@ -93,7 +93,7 @@ type env struct {
 	rt      *wasm.Runtime
 }
 
-func setup(t *testing.T, policies string, extra ...string) (*env, error) {
+func setup(t testing.TB, policies string, extra ...string) (*env, error) {
 	t.Helper()
 	be := newEcho(t)
 	auth := newEcho(t)
