@@ -382,6 +382,20 @@ func BenchmarkJWTThroughGateway(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Run("no-policy", func(b *testing.B) { // the same request without the JWT policy
+		plain, err := setup(b, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			resp, err := client.Get(plain.base + "/hello")
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	})
 	for _, tc := range []struct {
 		alg, kid string
 		key      any
