@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
 )
 
 // readyTimeout bounds each wait for a started server to answer.
@@ -31,8 +33,9 @@ func buildNovaedge(ctx context.Context, g *procs, dir string) (string, error) {
 // listenAddr, everything routed to the backend at backendAddr, with a
 // connection pool as large as the reverseproxy line's.
 //
-// With a module, a Wasm policy running it is attached to the route.
-func novaedgeConfig(listenAddr, backendAddr, module string) (string, error) {
+// With a module, a Wasm policy running it is attached to the route; extra
+// resources are appended as they are.
+func novaedgeConfig(listenAddr, backendAddr, module, extra string) (string, error) {
 	host, port, err := net.SplitHostPort(listenAddr)
 	if err != nil {
 		return "", err
@@ -86,14 +89,14 @@ spec:
             value: "/"
       backendRefs:
         - name: bench-backend
-%s`, host, port, strconv.Quote(backendAddr), policy), nil
+%s%s`, host, port, strconv.Quote(backendAddr), policy, extra), nil
 }
 
 // startNovaedge writes the configuration under dir, starts `novaedge run`
 // on it and waits until its admin API says it is ready and a request
 // through its listener gets 200. It returns the process (owned by g) and
-// the URL to load.
-func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module string) (*proc, string, error) {
+// the URL to load (with query appended: a policy may want a credential).
+func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module, extra, query string) (*proc, string, error) {
 	listenAddr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -102,7 +105,7 @@ func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module 
 	if err != nil {
 		return nil, "", err
 	}
-	cfg, err := novaedgeConfig(listenAddr, backendAddr, module)
+	cfg, err := novaedgeConfig(listenAddr, backendAddr, module, extra)
 	if err != nil {
 		return nil, "", err
 	}
@@ -123,10 +126,64 @@ func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module 
 		p.Stop()
 		return nil, "", err
 	}
-	url := "http://" + listenAddr + "/"
+	url := "http://" + listenAddr + "/" + query
 	if err := p.waitOK(ctx, url, readyTimeout); err != nil {
 		p.Stop()
 		return nil, "", err
 	}
 	return p, url, nil
+}
+
+// referencePolicies are the reference use case's four policies on the
+// bench gateway, for the novaedge+policies line: JWT (RS256 tokens of a
+// local issuer, here read from the access_token query parameter so that
+// every generator can send it), a rate limit per client address raised to
+// 10^6/s so that it counts every request but limits none, CORS, and the
+// security headers.
+func referencePolicies(jwksURL string) string {
+	return fmt.Sprintf(`---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: bench-jwt}
+spec:
+  type: JWT
+  targetRef: {kind: ProxyGateway, name: bench}
+  jwt:
+    issuer: %q
+    audience: [%q]
+    jwksUri: %q
+    queryParameter: access_token
+    allowedAlgorithms: [RS256, ES256]
+---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: bench-rate-limit}
+spec:
+  type: RateLimit
+  targetRef: {kind: ProxyGateway, name: bench}
+  rateLimit: {requestsPerSecond: 1000000, burst: 1000000, key: ip}
+---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: bench-cors}
+spec:
+  type: CORS
+  targetRef: {kind: ProxyGateway, name: bench}
+  cors:
+    allowOrigins: ["https://app.example.com"]
+    allowMethods: [GET, POST]
+    allowCredentials: true
+---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: bench-security-headers}
+spec:
+  type: SecurityHeaders
+  targetRef: {kind: ProxyGateway, name: bench}
+  securityHeaders:
+    hsts: {enabled: true, maxAge: 31536000, includeSubDomains: true}
+    xFrameOptions: DENY
+    xContentTypeOptions: true
+    referrerPolicy: strict-origin-when-cross-origin
+`, apigateway.DevIssuer, apigateway.DevAudience, jwksURL)
 }

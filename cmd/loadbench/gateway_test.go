@@ -9,7 +9,7 @@ import (
 // The generated configuration must stay loadable as the config schema
 // evolves.
 func TestNovaedgeConfig(t *testing.T) {
-	cfg, err := novaedgeConfig("127.0.0.1:18080", "127.0.0.1:18081", "")
+	cfg, err := novaedgeConfig("127.0.0.1:18080", "127.0.0.1:18081", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestNovaedgeConfig(t *testing.T) {
 }
 
 func TestNovaedgeConfigWithWasm(t *testing.T) {
-	cfg, err := novaedgeConfig("127.0.0.1:18080", "127.0.0.1:18081", "/plugins/headers.wasm")
+	cfg, err := novaedgeConfig("127.0.0.1:18080", "127.0.0.1:18081", "/plugins/headers.wasm", "")
 	if err != nil {
 		t.Fatal(err)
 	}

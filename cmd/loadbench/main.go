@@ -34,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
 )
 
 func main() {
@@ -57,9 +59,11 @@ const (
 	lineReverseProxy = "reverseproxy"
 	lineNovaedge     = "novaedge"
 	lineNovaedgeWasm = "novaedge+wasm" // with a header-adding TinyGo plugin on the route
+	// with the reference's four policies (JWT, rate limit, CORS, security headers)
+	lineNovaedgePolicies = "novaedge+policies"
 )
 
-var allLines = []string{lineDirect, lineReverseProxy, lineNovaedge, lineNovaedgeWasm}
+var allLines = []string{lineDirect, lineReverseProxy, lineNovaedge, lineNovaedgeWasm, lineNovaedgePolicies}
 
 type options struct {
 	duration, warmup time.Duration
@@ -188,11 +192,20 @@ func bench(ctx context.Context, o options) ([]lineResult, generator, error) {
 		case lineReverseProxy:
 			res, err = measureReverseProxy(ctx, g, gen, o, self, backendURL)
 		case lineNovaedge:
-			res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, "")
+			res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, line, "", "", "")
 		case lineNovaedgeWasm:
 			var module string
 			if module, err = filepath.Abs(o.wasmModule); err == nil {
-				res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, module)
+				res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, line, module, "", "")
+			}
+		case lineNovaedgePolicies:
+			var is *apigateway.Issuer
+			if is, err = apigateway.StartIssuer("127.0.0.1:0"); err == nil {
+				var tok string
+				if tok, err = is.Token("bench", time.Hour); err == nil {
+					res, err = measureNovaedge(ctx, g, gen, o, dir, backendAddr, line, "", referencePolicies(is.URL), "?access_token="+tok)
+				}
+				is.Close()
 			}
 		}
 		if ctx.Err() != nil {
@@ -238,11 +251,7 @@ func measureReverseProxy(ctx context.Context, g *procs, gen generator, o options
 	return measure(ctx, g, gen, o, lineReverseProxy, url)
 }
 
-func measureNovaedge(ctx context.Context, g *procs, gen generator, o options, dir, backendAddr, module string) (loadResult, error) {
-	line := lineNovaedge
-	if module != "" {
-		line = lineNovaedgeWasm
-	}
+func measureNovaedge(ctx context.Context, g *procs, gen generator, o options, dir, backendAddr, line, module, extra, query string) (loadResult, error) {
 	bin := o.novaedge
 	if bin == "" {
 		fmt.Fprintln(os.Stderr, "loadbench: building ./cmd/novaedge")
@@ -251,7 +260,7 @@ func measureNovaedge(ctx context.Context, g *procs, gen generator, o options, di
 			return loadResult{}, err
 		}
 	}
-	p, url, err := startNovaedge(ctx, g, bin, dir, backendAddr, module)
+	p, url, err := startNovaedge(ctx, g, bin, dir, backendAddr, module, extra, query)
 	if err != nil {
 		return loadResult{}, err
 	}

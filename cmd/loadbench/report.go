@@ -41,9 +41,11 @@ func printTable(w io.Writer, gen generator, o options, rs []lineResult) {
 	if n != nil && p != nil && n.Err == "" && p.Err == "" && p.RPS > 0 {
 		fmt.Fprintf(w, "\nnovaedge/reverseproxy = %.2f\n", n.RPS/p.RPS)
 	}
-	if wl := findLine(rs, lineNovaedgeWasm); wl != nil && n != nil && wl.Err == "" && n.Err == "" && n.RPS > 0 && wl.RPS > 0 {
-		fmt.Fprintf(w, "novaedge+wasm/novaedge = %.2f (%.1f µs more machine time per request)\n",
-			wl.RPS/n.RPS, (1/wl.RPS-1/n.RPS)*1e6)
+	for _, line := range []string{lineNovaedgeWasm, lineNovaedgePolicies} {
+		if wl := findLine(rs, line); wl != nil && n != nil && wl.Err == "" && n.Err == "" && n.RPS > 0 && wl.RPS > 0 {
+			fmt.Fprintf(w, "%s/novaedge = %.2f (%.1f µs more machine time per request)\n",
+				line, wl.RPS/n.RPS, (1/wl.RPS-1/n.RPS)*1e6)
+		}
 	}
 	for _, r := range rs {
 		if r.Err == "" && r.Errors+r.BadStatus > 0 {
