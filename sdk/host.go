@@ -90,6 +90,31 @@ func SetShared(key string, value []byte, cas uint32) error {
 	return err
 }
 
+// AddShared adds delta to the shared counter key (a decimal value; absent
+// is 0) and returns the new value. Concurrent adds from any VM are not
+// lost: it retries on a version conflict.
+func AddShared(key string, delta int64) (int64, error) {
+	for attempt := 0; attempt < 64; attempt++ {
+		v, cas := GetShared(key)
+		n := int64(0)
+		if len(v) > 0 {
+			var err error
+			if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+				return 0, errors.New("shared counter " + key + ": not a number")
+			}
+		}
+		n += delta
+		err := SetShared(key, []byte(strconv.FormatInt(n, 10)), cas)
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return 0, err
+		}
+	}
+	return 0, ErrConflict
+}
+
 // Logging, to the gateway's log with the policy's name.
 
 func Debugf(format string, args ...any) { proxywasm.LogDebugf(format, args...) }

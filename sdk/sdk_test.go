@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,5 +107,35 @@ func TestErrorBody(t *testing.T) {
 	got := string(sdk.ErrorBody(429, `too "many"`, "id\n1"))
 	if want := `{"error":"too \"many\"","status":429,"request_id":"id\n1"}`; got != want {
 		t.Errorf("%s, want %s", got, want)
+	}
+}
+
+var counterPlugin = sdk.Plugin[struct{}]{
+	Name: "counter",
+	Start: func(*struct{}) (sdk.NewFilter, error) {
+		return func() sdk.Filter { return &counter{} }, nil
+	},
+}
+
+type counter struct{ sdk.BaseFilter }
+
+func (counter) OnRequest(r *sdk.Request) sdk.Action {
+	n, err := sdk.AddShared("hits", 2)
+	if err != nil {
+		return r.Deny(500, err.Error())
+	}
+	r.SetHeader("x-hits", strconv.FormatInt(n, 10))
+	return sdk.Continue
+}
+
+func TestAddShared(t *testing.T) {
+	h, err := sdktest.Start(t, counterPlugin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2", "4", "6"} {
+		if got := h.Do(sdktest.Request{}, sdktest.Response{}).Upstream.Get("x-hits"); got != want {
+			t.Fatalf("x-hits = %q, want %q", got, want)
+		}
 	}
 }
