@@ -243,3 +243,21 @@ func unhex(c byte) byte {
 	}
 	return c - 'a' + 10
 }
+
+// ValidHeaderName reports whether s is an HTTP token, as a header name must
+// be (for configurations that name headers).
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -67,7 +67,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, h := range []struct{ field, value string }{{"header", c.Header}, {"consumerHeader", c.ConsumerHeader}} {
-		if h.value != "" && !isToken(h.value) {
+		if h.value != "" && !sdk.ValidHeaderName(h.value) {
 			return errors.New(h.field + ": " + strconv.Quote(h.value) + " is not a header name")
 		}
 	}
@@ -81,23 +81,6 @@ func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// isToken reports whether s is an HTTP token (a header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
 			return false
 		}
 	}

@@ -103,7 +103,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, h := range c.RemoveHeaders {
-		if !isToken(h) {
+		if !sdk.ValidHeaderName(h) {
 			return errors.New("removeHeaders[" + strconv.Itoa(i) + "]: " + strconv.Quote(h) + " is not a header name")
 		}
 	}
@@ -117,23 +117,6 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// isToken reports whether s is an HTTP token (a header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // policy is a configuration made ready to apply.
