@@ -34,10 +34,10 @@ bench: build ## Go benchmarks (router, LB) and the end-to-end load comparison
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@set -e; for mod in . $(SUBMODS); do (cd $$mod && for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; done
+	  done; done); done
 
 check: plugins-check ## gofmt, go vet, go mod tidy leaves the tree clean; the committed plugins rebuild byte-identical (needs make tools)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
