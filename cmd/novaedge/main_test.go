@@ -275,6 +275,28 @@ func TestRunStatusDrain(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
+
+	// novaedge reload: unchanged, then a bad change (rejected, exit 1, the
+	// running configuration serves), then a good one.
+	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "unchanged; serving ") {
+		t.Errorf("reload unchanged: %v %q", err, out)
+	}
+	res := filepath.Join(dir, "res.yaml")
+	good, _ := os.ReadFile(res)
+	os.WriteFile(res, append(append([]byte(nil), good...), "  colour: blue\n"...), 0o644)
+	out, err = runCmd(context.Background(), "reload", "--admin", admin)
+	if !errors.As(err, new(exitError)) || !strings.Contains(out, "colour") || !strings.Contains(out, "rejected; serving ") {
+		t.Errorf("reload bad: %v %q", err, out)
+	}
+	if resp, err := http.Get("http://" + listen + "/x"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("after a rejected reload: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	os.WriteFile(res, []byte(strings.Replace(string(good), "name: all,", "name: all2,", 1)), 0o644)
+	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "applied; serving ") {
+		t.Errorf("reload good: %v %q", err, out)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -102,6 +102,9 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		return exitError{}
 	}
 	adm.SetReady(true)
+	reloader := admin.NewReloader(gw, load, reg, logger)
+	reloader.Notice = func(snap *configs.Snapshot) { logNotices(logger, snap) }
+	adm.SetReloader(reloader)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -110,7 +113,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(ctx, gw, logger, load)
+				reloader.Reload(ctx) // logs what happened
 				continue
 			}
 			logger.Info("draining", "signal", sig.String(), "grace", s.ShutdownGrace)
@@ -127,24 +130,6 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		}
 		logger.Info("stopped")
 		return nil
-	}
-}
-
-// reload loads the resources again and applies them if they changed. A bad
-// change leaves the running configuration serving.
-func reload(ctx context.Context, gw *proxy.Gateway, logger *slog.Logger, load func() (*configs.Snapshot, error)) {
-	snap, err := load()
-	if err != nil {
-		logProblems(logger, "reload rejected; the running configuration keeps serving", err)
-		return
-	}
-	if cur := gw.Snapshot(); cur != nil && cur.Hash == snap.Hash {
-		logger.Info("reload: configuration unchanged", "hash", snap.Hash)
-		return
-	}
-	logNotices(logger, snap)
-	if err := gw.Apply(ctx, snap); err != nil {
-		logger.Error("reload failed; the running configuration keeps serving", "error", err)
 	}
 }
 

@@ -6,6 +6,9 @@
 //	GET /config   the effective (normalized) configuration as JSON; ETag is its hash
 //	GET /status   gateways, routes, backends, policies and what is not active yet
 //	GET /metrics  Prometheus metrics (the registry given to New)
+//	POST /reload  load the resources again and apply them if they changed
+//	              (200 applied or unchanged, 422 rejected with every problem)
+//	GET /reload   the last reload's report
 //	GET /debug/pprof/…  Go's profiler (the admin API listens on loopback by default)
 package admin
 
@@ -35,6 +38,8 @@ type Server struct {
 	srv   *http.Server
 	ln    net.Listener
 	done  chan struct{}
+
+	reloader atomic.Pointer[Reloader]
 }
 
 // New returns an admin server for gw; it serves nothing until Start.
@@ -50,6 +55,8 @@ func New(gw *proxy.Gateway, reg *prometheus.Registry, logger *slog.Logger) *Serv
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /config", s.config)
 	mux.HandleFunc("GET /status", s.status)
+	mux.HandleFunc("POST /reload", s.reload)
+	mux.HandleFunc("GET /reload", s.lastReload)
 	if reg == nil {
 		reg = NewRegistry()
 	}
