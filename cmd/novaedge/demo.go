@@ -48,7 +48,7 @@ prints a valid token and commands to try. Ctrl-C stops all.`,
 			}
 			printDemoHelp(cmd.OutOrStdout(), s.Admin, token)
 			load := func() (*configs.Snapshot, error) { return configs.LoadFiles(apigateway.DemoFiles(issuer.URL)) }
-			return serve(cmd.Context(), s, logger, load)
+			return serve(cmd.Context(), s, logger, load, nil) // embedded files: nothing to watch
 		},
 	}
 	addSettingsFlags(cmd)

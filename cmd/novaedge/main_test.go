@@ -248,6 +248,7 @@ func TestRunStatusDrain(t *testing.T) {
 	// Settings through the environment.
 	t.Setenv("NOVAEDGE_ADMIN", admin)
 	t.Setenv("NOVAEDGE_RESOURCES", dir)
+	t.Setenv("NOVAEDGE_WATCH", "false") // the reloads below are the CLI's
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -376,5 +377,101 @@ spec:
 	}
 	if out, err := runCmd(context.Background(), "validate", "--skip-modules", dir); err != nil {
 		t.Errorf("--skip-modules: %v\n%s", err, out)
+	}
+}
+
+// TestWatchSwapsModule: with --watch (the default), replacing a policy's
+// module file on disk (an atomic rename, as deploy tools do) swaps the
+// module live, and a broken resource file is refused while the running
+// configuration keeps serving.
+func TestWatchSwapsModule(t *testing.T) {
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.Header.Get("X-Wasm")) })
+	listen, admin := freeAddr(t), freeAddr(t)
+	dir := writeResources(t, listen, backend)
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := to + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("../../host/wasm/testdata/tinygo/headers.wasm", filepath.Join(dir, "plugin.wasm"))
+	pol := `apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: tag, namespace: demo}
+spec:
+  type: Wasm
+  targetRef: {kind: ProxyGateway, name: gw}
+  wasm: {module: plugin.wasm}
+`
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := runCmd(ctx, "run", "-c", dir, "--admin", admin, "--state-dir", t.TempDir(), "--shutdown-grace", "5s")
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	if !waitReady(t, admin) {
+		t.Fatal("not ready")
+	}
+	get := func() string {
+		resp, err := http.Get("http://" + listen + "/x")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Sprintf("status %d", resp.StatusCode)
+		}
+		return string(b)
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		got := ""
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got = get(); got == want {
+				return
+			}
+		}
+		t.Fatalf("backend saw X-Wasm %q, want %q", got, want)
+	}
+	waitFor("tinygo")
+	copyFile("../../host/wasm/testdata/c/headers.wasm", filepath.Join(dir, "plugin.wasm"))
+	waitFor("c")
+
+	// A broken resource file: refused, and the module keeps serving.
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol+"  colour: blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/reload")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"result": "rejected"`) && strings.Contains(string(b), "colour") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the broken change was not refused")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := get(); got != "c" {
+		t.Errorf("after a refused change: %q", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/admin"
 	"github.com/novaedge/novaedge/host/policy"
+	"github.com/novaedge/novaedge/host/policy/bundled"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
 )
@@ -41,8 +42,10 @@ func newRunCmd() *cobra.Command {
 		Short: "Serve the resources in PATH (files or directories of YAML)",
 		Long: `Serve the resources in the given files or directories.
 
-SIGHUP reloads the resources: a bad change is refused with every problem
-logged, and the running configuration keeps serving. SIGTERM or SIGINT
+A change to the resource files or to a policy's module file is applied
+live (--watch, on by default), as are SIGHUP and ` + "`novaedge reload`" + `: a bad
+change is refused with every problem logged, and the running configuration
+keeps serving. SIGTERM or SIGINT
 drain: listeners stop accepting, in-flight requests finish within
 --shutdown-grace, and the process exits 0.`,
 		Args: cobra.NoArgs,
@@ -58,8 +61,18 @@ drain: listeners stop accepting, in-flight requests finish within
 			if err != nil {
 				return err
 			}
-			load := func() (*configs.Snapshot, error) { return configs.Load(s.Resources...) }
-			return serve(cmd.Context(), s, logger, load)
+			load := func() (*configs.Snapshot, error) {
+				snap, err := configs.Load(s.Resources...)
+				if err != nil {
+					return nil, err
+				}
+				return withModules(snap, bundled.Modules()), nil
+			}
+			var watchPaths []string
+			if s.Watch {
+				watchPaths = s.Resources
+			}
+			return serve(cmd.Context(), s, logger, load, watchPaths)
 		},
 	}
 	addSettingsFlags(cmd)
@@ -68,7 +81,7 @@ drain: listeners stop accepting, in-flight requests finish within
 
 // serve runs the gateway until SIGTERM/SIGINT (or ctx ends), reloading on
 // SIGHUP.
-func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*configs.Snapshot, error)) error {
+func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*configs.Snapshot, error), watchPaths []string) error {
 	snap, err := load()
 	if err != nil {
 		logProblems(logger, "configuration rejected", err)
@@ -105,6 +118,16 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 	reloader := admin.NewReloader(gw, load, reg, logger)
 	reloader.Notice = func(snap *configs.Snapshot) { logNotices(logger, snap) }
 	adm.SetReloader(reloader)
+	if len(watchPaths) > 0 {
+		mods := bundled.Modules()
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		err := watch(wctx, watchPaths, func() []string { return moduleFiles(gw.Snapshot(), mods) },
+			func() { reloader.Reload(wctx) }, logger)
+		if err != nil {
+			logger.Warn("not watching the resource files; reload with SIGHUP or novaedge reload", "error", err)
+		}
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)

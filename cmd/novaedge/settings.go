@@ -23,6 +23,7 @@ type settings struct {
 	LogLevel      string        `mapstructure:"log-level"`
 	LogFormat     string        `mapstructure:"log-format"`
 	ShutdownGrace time.Duration `mapstructure:"shutdown-grace"`
+	Watch         bool          `mapstructure:"watch"`
 }
 
 const defaultAdmin = "127.0.0.1:9901"
@@ -38,6 +39,7 @@ func addSettingsFlags(cmd *cobra.Command) {
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	f.Duration("shutdown-grace", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	f.Bool("watch", true, "reload when a resource file or a policy's module file changes")
 }
 
 // loadSettings merges flags, environment and the settings file.
