@@ -113,6 +113,7 @@ type loader struct {
 	// incomplete is set when a document could not be read as a
 	// resource; see catalog.complete.
 	incomplete bool
+	dir        string // of the file being read (File.Dir)
 }
 
 func load(files []File, problems Problems) (*Snapshot, error) {
@@ -136,6 +137,7 @@ func load(files []File, problems Problems) (*Snapshot, error) {
 // file reads every document of a YAML stream. A syntax error ends the
 // stream: the parser cannot resynchronize after one.
 func (l *loader) file(f File) {
+	l.dir = f.Dir
 	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
 	for {
 		var doc yaml.Node
@@ -199,6 +201,7 @@ func (l *loader) document(file string, doc *yaml.Node) {
 		return // an empty document
 	}
 	o := newObject(file, root.Line, &l.problems)
+	o.src.Dir = l.dir
 	if root.Kind != yaml.MappingNode {
 		o.add(root.Line, "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got "+describe(root))
 		l.incomplete = true

@@ -34,6 +34,10 @@ type Snapshot struct {
 type File struct {
 	Name string
 	Data []byte
+	// Dir, if set, is the directory the paths its resources name are
+	// relative to (default: the directory of Name), for documents that
+	// are not files, such as a set pushed to the admin API.
+	Dir string
 }
 
 // VIP returns the ProxyVIP called name, or nil.

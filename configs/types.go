@@ -31,6 +31,7 @@ type ObjectMeta struct {
 type Source struct {
 	File string `json:"file"`
 	Line int    `json:"line"`
+	Dir  string `json:"-"` // paths are relative to it (default: File's directory)
 }
 
 // ---------------------------------------------------------------- ProxyVIP
@@ -388,6 +389,8 @@ type Policy struct {
 	Metadata   ObjectMeta `json:"metadata"`
 	Spec       PolicySpec `json:"spec"`
 	Source     Source     `json:"-"`
+
+	external map[string]*ExternalFile // by name as written; see ReadExternal
 }
 
 // Policy types.

@@ -47,7 +47,13 @@ prints a valid token and commands to try. Ctrl-C stops all.`,
 				return err
 			}
 			printDemoHelp(cmd.OutOrStdout(), s.Admin, token)
-			load := func() (*configs.Snapshot, error) { return configs.LoadFiles(apigateway.DemoFiles(issuer.URL)) }
+			load := func() (*configs.Snapshot, error) {
+				snap, err := configs.LoadFiles(apigateway.DemoFiles(issuer.URL))
+				if err == nil {
+					snap.ReadExternal(isBundled)
+				}
+				return snap, err
+			}
 			return serve(cmd.Context(), s, logger, load, nil) // embedded files: nothing to watch
 		},
 	}

@@ -279,14 +279,14 @@ func TestRunStatusDrain(t *testing.T) {
 
 	// novaedge reload: unchanged, then a bad change (rejected, exit 1, the
 	// running configuration serves), then a good one.
-	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "unchanged; serving ") {
+	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "unchanged in ") {
 		t.Errorf("reload unchanged: %v %q", err, out)
 	}
 	res := filepath.Join(dir, "res.yaml")
 	good, _ := os.ReadFile(res)
 	os.WriteFile(res, append(append([]byte(nil), good...), "  colour: blue\n"...), 0o644)
 	out, err = runCmd(context.Background(), "reload", "--admin", admin)
-	if !errors.As(err, new(exitError)) || !strings.Contains(out, "colour") || !strings.Contains(out, "rejected; serving ") {
+	if !errors.As(err, new(exitError)) || !strings.Contains(out, "colour") || !strings.Contains(out, "rejected in ") {
 		t.Errorf("reload bad: %v %q", err, out)
 	}
 	if resp, err := http.Get("http://" + listen + "/x"); err != nil || resp.StatusCode != 200 {
@@ -295,7 +295,7 @@ func TestRunStatusDrain(t *testing.T) {
 		resp.Body.Close()
 	}
 	os.WriteFile(res, []byte(strings.Replace(string(good), "name: all,", "name: all2,", 1)), 0o644)
-	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "applied; serving ") {
+	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "applied in ") {
 		t.Errorf("reload good: %v %q", err, out)
 	}
 	cancel()

@@ -17,6 +17,7 @@ import (
 	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/policy/bundled"
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/reload"
 	"github.com/novaedge/novaedge/host/wasm"
 )
 
@@ -61,27 +62,26 @@ drain: listeners stop accepting, in-flight requests finish within
 			if err != nil {
 				return err
 			}
-			load := func() (*configs.Snapshot, error) {
-				snap, err := configs.Load(s.Resources...)
-				if err != nil {
-					return nil, err
-				}
-				return withModules(snap, bundled.Modules()), nil
-			}
 			var watchPaths []string
 			if s.Watch {
 				watchPaths = s.Resources
 			}
-			return serve(cmd.Context(), s, logger, load, watchPaths)
+			return serve(cmd.Context(), s, logger, reload.Files(s.Resources, isBundled), watchPaths)
 		},
 	}
 	addSettingsFlags(cmd)
 	return cmd
 }
 
+// isBundled reports the module names the binary ships.
+func isBundled(name string) bool {
+	_, ok := bundled.Modules()[name]
+	return ok
+}
+
 // serve runs the gateway until SIGTERM/SIGINT (or ctx ends), reloading on
-// SIGHUP.
-func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*configs.Snapshot, error), watchPaths []string) error {
+// SIGHUP and when the files under watchPaths change.
+func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Loader, watchPaths []string) error {
 	snap, err := load()
 	if err != nil {
 		logProblems(logger, "configuration rejected", err)
@@ -115,14 +115,19 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		return exitError{}
 	}
 	adm.SetReady(true)
-	reloader := admin.NewReloader(gw, load, reg, logger)
-	reloader.Notice = func(snap *configs.Snapshot) { logNotices(logger, snap) }
+	pushDir, _ := os.Getwd()
+	if len(s.Resources) > 0 {
+		pushDir = resourceDir(s.Resources[0])
+	}
+	reloader := reload.New(gw, load, reload.Options{
+		Registerer: reg, Logger: logger, IsBundled: isBundled, PushDir: pushDir,
+		Notice: func(snap *configs.Snapshot) { logNotices(logger, snap) },
+	})
 	adm.SetReloader(reloader)
 	if len(watchPaths) > 0 {
-		mods := bundled.Modules()
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
-		err := watch(wctx, watchPaths, func() []string { return moduleFiles(gw.Snapshot(), mods) },
+		err := reload.Watch(wctx, watchPaths, func() []string { return gw.Snapshot().ExternalPaths() },
 			func() { reloader.Reload(wctx) }, logger)
 		if err != nil {
 			logger.Warn("not watching the resource files; reload with SIGHUP or novaedge reload", "error", err)
@@ -154,6 +159,19 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load func() (*
 		logger.Info("stopped")
 		return nil
 	}
+}
+
+// resourceDir is the directory of a resource path: relative paths in a
+// resource set pushed to PUT /config resolve against it.
+func resourceDir(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Dir(p)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return abs
+	}
+	return filepath.Dir(abs)
 }
 
 func logProblems(logger *slog.Logger, msg string, err error) {

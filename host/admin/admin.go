@@ -6,9 +6,13 @@
 //	GET /config   the effective (normalized) configuration as JSON; ETag is its hash
 //	GET /status   gateways, routes, backends, policies and what is not active yet
 //	GET /metrics  Prometheus metrics (the registry given to New)
-//	POST /reload  load the resources again and apply them if they changed
+//	POST /reload  load the resource files again and apply them if they changed
 //	              (200 applied or unchanged, 422 rejected with every problem)
-//	GET /reload   the last reload's report
+//	GET /reload   the last change's report
+//	PUT /config   replace the configuration with the resource set in the body
+//	              (YAML documents); If-Match: "<hash>" makes it conditional (412)
+//	POST /plugins/{namespace}/{name}/reload, POST /plugins/{name}/reload
+//	              build a policy's plugin anew: its module read again, fresh VMs
 //	GET /debug/pprof/…  Go's profiler (the admin API listens on loopback by default)
 package admin
 
@@ -28,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/reload"
 )
 
 // Server is the admin HTTP server.
@@ -39,7 +44,7 @@ type Server struct {
 	ln    net.Listener
 	done  chan struct{}
 
-	reloader atomic.Pointer[Reloader]
+	reloader atomic.Pointer[reload.Reloader]
 }
 
 // New returns an admin server for gw; it serves nothing until Start.
@@ -57,6 +62,9 @@ func New(gw *proxy.Gateway, reg *prometheus.Registry, logger *slog.Logger) *Serv
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /reload", s.reload)
 	mux.HandleFunc("GET /reload", s.lastReload)
+	mux.HandleFunc("PUT /config", s.putConfig)
+	mux.HandleFunc("POST /plugins/{namespace}/{name}/reload", s.reloadPlugin)
+	mux.HandleFunc("POST /plugins/{name}/reload", s.reloadPlugin)
 	if reg == nil {
 		reg = NewRegistry()
 	}
@@ -170,5 +178,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no configuration is serving"})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.gw.Status())
+	writeJSON(w, http.StatusOK, struct {
+		proxy.Status
+		Reload *reloadStatus `json:"reload,omitempty"`
+	}{s.gw.Status(), s.reloadStatus()})
 }

@@ -1,159 +1,37 @@
 package admin
 
 import (
-	"context"
 	"errors"
-	"log/slog"
+	"fmt"
+	"io"
 	"net/http"
-	"sync"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"strings"
 
 	"github.com/novaedge/novaedge/configs"
-	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/reload"
 )
 
-// Reload results.
-const (
-	ReloadApplied   = "applied"   // a new configuration serves
-	ReloadUnchanged = "unchanged" // the resources hash to the running configuration
-	ReloadRejected  = "rejected"  // invalid, or its policies could not be built: the running one keeps serving
-)
+// MaxPushBytes bounds a resource set pushed to PUT /config.
+const MaxPushBytes = 16 << 20
 
-// ReloadReport is the outcome of one reload.
-type ReloadReport struct {
-	Result   string    `json:"result"`
-	Hash     string    `json:"hash"`               // the configuration serving afterwards
-	Problems []string  `json:"problems,omitempty"` // why a change was rejected
-	At       time.Time `json:"at"`
-}
+// SetReloader enables the endpoints that change the configuration:
+// POST /reload, PUT /config and POST /plugins/…/reload.
+func (s *Server) SetReloader(r *reload.Reloader) { s.reloader.Store(r) }
 
-// Reloader loads the resources again and applies them when they changed.
-// Reloads are serialized: a SIGHUP, an admin POST /reload and a file
-// watcher never build two generations at once. A bad change leaves the
-// running configuration serving; every reason is logged and reported.
-type Reloader struct {
-	gw   *proxy.Gateway
-	load func() (*configs.Snapshot, error)
-	log  *slog.Logger
-	// Notice is called with a snapshot about to be applied (the gateway's
-	// "not active yet" log lines).
-	Notice func(*configs.Snapshot)
-
-	mu   sync.Mutex
-	last ReloadReport
-
-	reloads *prometheus.CounterVec
-	hash    *prometheus.GaugeVec
-}
-
-// NewReloader returns a Reloader of gw from load, whose metrics —
-// novaedge_config_reloads_total{result} and novaedge_config_hash{hash} (1
-// for the configuration serving) — are registered on reg (if not nil).
-func NewReloader(gw *proxy.Gateway, load func() (*configs.Snapshot, error), reg prometheus.Registerer, logger *slog.Logger) *Reloader {
-	if logger == nil {
-		logger = slog.Default()
+func (s *Server) reloaderOr501(w http.ResponseWriter) *reload.Reloader {
+	r := s.reloader.Load()
+	if r == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "configuration changes are not enabled"})
 	}
-	r := &Reloader{
-		gw: gw, load: load, log: logger,
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "novaedge_config_reloads_total",
-			Help: "Configuration reloads by result: applied, unchanged or rejected.",
-		}, []string{"result"}),
-		hash: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "novaedge_config_hash",
-			Help: "1 for the hash of the configuration serving.",
-		}, []string{"hash"}),
-	}
-	for _, res := range []string{ReloadApplied, ReloadUnchanged, ReloadRejected} {
-		r.reloads.WithLabelValues(res)
-	}
-	if reg != nil {
-		reg.MustRegister(r.reloads, r.hash)
-	}
-	r.Serving()
 	return r
 }
 
-// Serving records the hash of the configuration the gateway serves (call
-// it after the first Apply).
-func (r *Reloader) Serving() {
-	r.hash.Reset()
-	if snap := r.gw.Snapshot(); snap != nil {
-		r.hash.WithLabelValues(snap.Hash).Set(1)
+// writeReport answers a change: 200 applied or unchanged, 422 rejected
+// with every problem; the ETag is the hash serving afterwards.
+func writeReport(w http.ResponseWriter, rep reload.Report, err error) {
+	if rep.Hash != "" {
+		w.Header().Set("ETag", `"`+rep.Hash+`"`)
 	}
-}
-
-// Reload loads and applies the resources. The report says what happened;
-// err is non-nil when the change was rejected.
-func (r *Reloader) Reload(ctx context.Context) (ReloadReport, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rep := ReloadReport{At: time.Now()}
-	if cur := r.gw.Snapshot(); cur != nil {
-		rep.Hash = cur.Hash
-	}
-	snap, err := r.load()
-	switch {
-	case err != nil:
-		var ps configs.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
-				rep.Problems = append(rep.Problems, p.String())
-			}
-		} else {
-			rep.Problems = []string{err.Error()}
-		}
-	case snap.Hash == rep.Hash:
-		rep.Result = ReloadUnchanged
-	default:
-		if r.Notice != nil {
-			r.Notice(snap)
-		}
-		if err = r.gw.Apply(ctx, snap); err != nil {
-			rep.Problems = []string{err.Error()}
-		} else {
-			rep.Result, rep.Hash = ReloadApplied, snap.Hash
-			r.Serving()
-		}
-	}
-	if rep.Problems != nil {
-		rep.Result = ReloadRejected
-		for _, p := range rep.Problems {
-			r.log.Error("reload rejected; the running configuration keeps serving", "problem", p)
-		}
-	} else {
-		r.log.Info("reload", "result", rep.Result, "hash", rep.Hash)
-	}
-	r.reloads.WithLabelValues(rep.Result).Inc()
-	r.last = rep
-	if rep.Result == ReloadRejected {
-		return rep, errors.New("reload rejected: " + rep.Problems[0])
-	}
-	return rep, nil
-}
-
-// Last returns the last reload's report (zero before any).
-func (r *Reloader) Last() ReloadReport {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.last
-}
-
-// SetReloader enables POST /reload, and the last reload's report in
-// GET /reload.
-func (s *Server) SetReloader(r *Reloader) { s.reloader.Store(r) }
-
-// reload serves POST /reload: 200 with the report when the configuration
-// was applied or unchanged, 422 with every problem when it was rejected.
-func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
-	r := s.reloader.Load()
-	if r == nil {
-		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "reloading is not enabled"})
-		return
-	}
-	rep, err := r.Reload(req.Context())
 	if err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, rep)
 		return
@@ -161,12 +39,105 @@ func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-// lastReload serves GET /reload: the last reload's report.
+// reload serves POST /reload: load the resource files again.
+func (s *Server) reload(w http.ResponseWriter, req *http.Request) {
+	if r := s.reloaderOr501(w); r != nil {
+		rep, err := r.Reload(req.Context())
+		writeReport(w, rep, err)
+	}
+}
+
+// lastReload serves GET /reload: the last change's report.
 func (s *Server) lastReload(w http.ResponseWriter, req *http.Request) {
-	r := s.reloader.Load()
+	if r := s.reloaderOr501(w); r != nil {
+		writeJSON(w, http.StatusOK, r.Last())
+	}
+}
+
+// putConfig serves PUT /config: the body is a whole resource set (YAML
+// documents), which replaces the running configuration if it is valid and
+// its policies build. If-Match (the ETag of GET /config) makes the change
+// conditional on the configuration it was based on: 412 if another change
+// came first. Without If-Match (or with "*") it replaces whatever runs.
+func (s *Server) putConfig(w http.ResponseWriter, req *http.Request) {
+	r := s.reloaderOr501(w)
 	if r == nil {
-		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "reloading is not enabled"})
 		return
 	}
-	writeJSON(w, http.StatusOK, r.Last())
+	ifMatch := strings.TrimSpace(req.Header.Get("If-Match"))
+	if ifMatch != "" && ifMatch != "*" {
+		tag, ok := parseETag(ifMatch)
+		if !ok {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "If-Match: want one quoted ETag or *"})
+			return
+		}
+		ifMatch = tag
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxPushBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("a resource set is at most %d bytes", MaxPushBytes)})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "reading the body: " + err.Error()})
+		return
+	}
+	rep, err := r.Push(req.Context(), []configs.File{{Name: "PUT /config", Data: body}}, ifMatch)
+	if errors.Is(err, reload.ErrPrecondition) {
+		w.Header().Set("ETag", `"`+rep.Hash+`"`)
+		writeJSON(w, http.StatusPreconditionFailed, rep)
+		return
+	}
+	writeReport(w, rep, err)
+}
+
+// parseETag returns the hash in a strong ETag ("hash"); weak ones
+// (W/"…") never match a configuration, as RFC 9110 has for If-Match.
+func parseETag(s string) (string, bool) {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' || strings.ContainsAny(s[1:len(s)-1], `",`) {
+		return "", false
+	}
+	return s[1 : len(s)-1], true
+}
+
+// reloadPlugin serves POST /plugins/{namespace}/{name}/reload and
+// POST /plugins/{name}/reload: build a policy's plugin anew (its module read
+// again, fresh VMs). 404 for no such policy.
+func (s *Server) reloadPlugin(w http.ResponseWriter, req *http.Request) {
+	r := s.reloaderOr501(w)
+	if r == nil {
+		return
+	}
+	name := req.PathValue("name")
+	if ns := req.PathValue("namespace"); ns != "" {
+		name = ns + "/" + name
+	}
+	rep, err := r.RebuildPolicy(req.Context(), name)
+	if errors.Is(err, reload.ErrNoPolicy) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	writeReport(w, rep, err)
+}
+
+// reloadStatus is the part of /status about changes.
+type reloadStatus struct {
+	Last         *reload.Report `json:"last,omitempty"`
+	LastRejected *reload.Report `json:"lastRejected,omitempty"`
+}
+
+func (s *Server) reloadStatus() *reloadStatus {
+	r := s.reloader.Load()
+	if r == nil {
+		return nil
+	}
+	var rs reloadStatus
+	if last := r.Last(); !last.At.IsZero() {
+		rs.Last = &last
+	}
+	if rj, ok := r.LastRejected(); ok {
+		rs.LastRejected = &rj
+	}
+	return &rs
 }

@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
@@ -44,11 +42,7 @@ func keyAuthPluginConfig(p *configs.Policy) (any, error) {
 		}
 	}
 	if k.KeysFile != "" {
-		path := k.KeysFile
-		if !filepath.IsAbs(path) && p.Source.File != "" {
-			path = filepath.Join(filepath.Dir(p.Source.File), path)
-		}
-		data, err := os.ReadFile(path)
+		data, err := readExternal(p, k.KeysFile)
 		if err != nil {
 			return nil, fmt.Errorf("spec.keyAuth.keysFile: %w", err)
 		}

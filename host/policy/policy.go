@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -45,7 +44,7 @@ func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, e
 	if w := p.Spec.Wasm; p.Spec.Type == configs.PolicyWasm && w != nil {
 		var err error
 		if code, err = b.load(p); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("module %q: %w", w.Module, err)
 		}
 		if w.SHA256 != "" {
 			sum := sha256.Sum256(code)
@@ -101,22 +100,24 @@ func (b *Builder) bundled() map[string][]byte {
 	return b.Bundled
 }
 
-// load reads a policy's module: a bundled module by name, or a file,
-// relative to the directory of the file that declares the policy.
+// load returns a policy's module: a bundled module by name, or a file,
+// relative to the directory of the file that declares the policy, as the
+// snapshot read it (configs.Snapshot.ReadExternal) or, if it did not, as
+// it is on disk now.
 func (b *Builder) load(p *configs.Policy) ([]byte, error) {
 	name := p.Spec.Wasm.Module
 	if code, ok := b.bundled()[name]; ok {
 		return code, nil
 	}
-	path := name
-	if !filepath.IsAbs(path) && p.Source.File != "" {
-		path = filepath.Join(filepath.Dir(p.Source.File), path)
+	return readExternal(p, name)
+}
+
+// readExternal returns the content of a file a policy names.
+func readExternal(p *configs.Policy, name string) ([]byte, error) {
+	if f, ok := p.File(name); ok {
+		return f.Data, f.Err
 	}
-	code, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("module %q: %w", name, err)
-	}
-	return code, nil
+	return os.ReadFile(p.Source.ResolvePath(name))
 }
 
 func jsonOf(v any) ([]byte, error) {

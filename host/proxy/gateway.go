@@ -49,6 +49,13 @@ type Gateway struct {
 
 	connMu sync.Mutex
 	conns  map[net.Conn]struct{} // hijacked (upgraded) connections
+
+	// What generations share by fingerprint (see kept).
+	keptBackends kept[*upstream.Backend]
+	keptPolicies kept[Policy]
+	// epochs counts the forced rebuilds of each policy (ApplyOptions.Rebuild):
+	// part of its key, so a rebuilt plugin is not the kept one.
+	epochs map[string]int
 }
 
 // New returns a Gateway that serves nothing until Apply.
@@ -61,6 +68,7 @@ func New(opts Options) *Gateway {
 		opts:    opts,
 		servers: map[string]*server{},
 		conns:   map[net.Conn]struct{}{},
+		epochs:  map[string]int{},
 	}
 }
 
@@ -81,6 +89,12 @@ type state struct {
 	backends map[string]*upstream.Backend
 	order    []string // backend keys, sorted
 	policies []*boundPolicy
+
+	// The keys of the kept backends and policies this generation holds a
+	// reference to, released when it closes.
+	heldBackends, heldPolicies []string
+	// What the build reused from the previous generations.
+	keptB, keptP int
 
 	// refs counts the requests using this state, plus one for being
 	// current. When it reaches zero the state closes its backends.
@@ -124,12 +138,15 @@ func (st *state) release() {
 	}
 }
 
+// close drops the generation's references to its backends and policies;
+// those no newer generation uses close now (their VMs, health checks and
+// connection pools).
 func (st *state) close() {
-	for _, bp := range st.policies {
-		bp.impl.Close()
+	for _, k := range st.heldPolicies {
+		st.g.keptPolicies.put(k)
 	}
-	for _, k := range st.order {
-		st.backends[k].Close()
+	for _, k := range st.heldBackends {
+		st.g.keptBackends.put(k)
 	}
 	close(st.drained)
 }
@@ -142,16 +159,43 @@ func (g *Gateway) Snapshot() *configs.Snapshot {
 	return nil
 }
 
+// ApplyOptions change how Apply builds a generation.
+type ApplyOptions struct {
+	// Rebuild names policies ("namespace/name") whose plugins are built
+	// anew even if their configuration and module did not change: fresh
+	// VMs, the module read again.
+	Rebuild []string
+}
+
 // Apply builds a generation from snap and makes it current. On error the
 // running generation is untouched.
+//
+// What did not change is kept, by fingerprint: a backend whose spec is
+// the same keeps its connection pools, endpoints' health and outlier
+// state; a policy whose spec and module files are the same keeps its
+// running plugin (VMs and their state); a listener whose address is the
+// same keeps its socket. Requests in flight finish on the generation they
+// started on; a plugin or backend no longer used closes when the last of
+// them has.
 func (g *Gateway) Apply(ctx context.Context, snap *configs.Snapshot) error {
+	return g.ApplyWith(ctx, snap, ApplyOptions{})
+}
+
+// ApplyWith is Apply with options.
+func (g *Gateway) ApplyWith(ctx context.Context, snap *configs.Snapshot, opts ApplyOptions) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return errors.New("gateway is shut down")
 	}
+	for _, name := range opts.Rebuild {
+		g.epochs[name]++
+	}
 	st, err := g.build(ctx, snap)
 	if err != nil {
+		for _, name := range opts.Rebuild {
+			g.epochs[name]-- // keep serving, and keeping, the running plugin
+		}
 		return err
 	}
 	// Bind what is new before anything changes, so a port in use fails
@@ -191,7 +235,9 @@ func (g *Gateway) Apply(ctx context.Context, snap *configs.Snapshot) error {
 	if old != nil {
 		old.release()
 	}
-	g.log.Info("configuration applied", "hash", snap.Hash, "listeners", len(st.ports), "backends", len(st.backends))
+	g.log.Info("configuration applied", "hash", snap.Hash, "listeners", len(st.ports),
+		"backends", len(st.backends), "backends_kept", st.keptB,
+		"policies", len(st.heldPolicies), "policies_kept", st.keptP)
 	return nil
 }
 
@@ -323,21 +369,48 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 	}()
 	for _, b := range snap.Backends {
 		key := b.Metadata.Namespace + "/" + b.Metadata.Name
-		be, err := upstream.New(key, &b.Spec, upstream.Options{Resolver: g.opts.Resolver, Logger: g.log})
+		fp := b.Fingerprint()
+		be, reused, err := g.keptBackends.get(fp, func() (*upstream.Backend, error) {
+			be, err := upstream.New(key, &b.Spec, upstream.Options{Resolver: g.opts.Resolver, Logger: g.log})
+			if err != nil {
+				return nil, err
+			}
+			if err := be.Start(ctx); err != nil {
+				be.Close()
+				return nil, err
+			}
+			return be, nil
+		}, (*upstream.Backend).Close)
 		if err != nil {
 			return st, fmt.Errorf("backend %s: %w", key, err)
 		}
+		st.heldBackends = append(st.heldBackends, fp)
+		if reused {
+			st.keptB++
+		}
 		st.backends[key] = be
 		st.order = append(st.order, key)
-		if err := be.Start(ctx); err != nil {
-			return st, fmt.Errorf("backend %s: %w", key, err)
-		}
 	}
 	if g.opts.Policies != nil {
 		for _, p := range snap.Policies {
-			impl, err := g.opts.Policies(ctx, p)
+			name := p.Metadata.Namespace + "/" + p.Metadata.Name
+			fp := p.Fingerprint()
+			if n := g.epochs[name]; n > 0 {
+				fp += "#" + strconv.Itoa(n)
+			}
+			impl, reused, err := g.keptPolicies.get(fp, func() (Policy, error) {
+				return g.opts.Policies(ctx, p)
+			}, func(impl Policy) {
+				if impl != nil {
+					impl.Close()
+				}
+			})
 			if err != nil {
-				return st, fmt.Errorf("policy %s/%s: %w", p.Metadata.Namespace, p.Metadata.Name, err)
+				return st, fmt.Errorf("policy %s: %w", name, err)
+			}
+			st.heldPolicies = append(st.heldPolicies, fp)
+			if reused {
+				st.keptP++
 			}
 			if impl != nil {
 				st.policies = append(st.policies, &boundPolicy{cfg: p, impl: impl, failOpen: p.Spec.FailurePolicy == "FailOpen"})
