@@ -227,6 +227,7 @@ func defaultRoute(s *RouteSpec, namespace string) {
 
 func defaultPolicy(s *PolicySpec, namespace string) {
 	setDefault(&s.FailurePolicy, defaultFailurePolicy)
+	setDefault(&s.StateOnChange, "Keep")
 	setDefault(&s.TargetRef.Namespace, namespace)
 	if r := s.RateLimit; r != nil {
 		setDefault(&r.Key, defaultRateLimitKey)

@@ -414,7 +414,14 @@ type PolicySpec struct {
 	// Priority orders the policies that apply to a request: lower runs
 	// first on the request path (and last on the response path); ties
 	// follow a fixed order by type (see host/proxy).
-	Priority        int              `json:"priority,omitempty"`
+	Priority int `json:"priority,omitempty"`
+	// StateOnChange: Keep (default) or Reset: what the state the host
+	// keeps for the policy's plugin outside its VMs — its rate-limit
+	// buckets, and the shared data of its wasm.vmId if it has one — becomes
+	// when a change rebuilds the plugin (a new config, a plugin reload).
+	// Keep carries it over while the module and root id stay the same; a
+	// new module or root id always starts afresh.
+	StateOnChange   string           `json:"stateOnChange,omitempty"`
 	RateLimit       *RateLimit       `json:"rateLimit,omitempty"`
 	JWT             *JWT             `json:"jwt,omitempty"`
 	CORS            *CORS            `json:"cors,omitempty"`

@@ -514,6 +514,7 @@ func validatePolicy(o *object, s *PolicySpec) {
 		o.errorf("spec.targetRef.sectionName", "only a ProxyRoute target has sections (its rules' names); %s has none", s.TargetRef.Kind)
 	}
 	o.enum("spec.failurePolicy", s.FailurePolicy, "FailClosed", "FailOpen")
+	o.enum("spec.stateOnChange", s.StateOnChange, "Keep", "Reset")
 	if r := s.RateLimit; r != nil {
 		validateRateLimit(o, "spec.rateLimit", r)
 	}

@@ -24,13 +24,13 @@ import (
 // newWasmRuntime starts the proxy-wasm runtime, with wazero's compilation
 // cache under the state directory so a restart does not recompile modules.
 // A state directory that cannot be created costs only the cache.
-func newWasmRuntime(ctx context.Context, s *settings, caller wasm.HTTPCaller, logger *slog.Logger) (*wasm.Runtime, error) {
+func newWasmRuntime(ctx context.Context, s *settings, caller wasm.HTTPCaller, host *policy.Host, logger *slog.Logger) (*wasm.Runtime, error) {
 	cache := filepath.Join(s.StateDir, "wasm-cache")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		logger.Warn("no compilation cache for wasm modules: modules compile at every start", "dir", cache, "error", err)
 		cache = ""
 	}
-	rt, err := wasm.NewRuntime(ctx, wasm.Options{CacheDir: cache, Logger: logger, HTTPCaller: caller, Foreign: policy.HostFunctions()})
+	rt, err := wasm.NewRuntime(ctx, wasm.Options{CacheDir: cache, Logger: logger, HTTPCaller: caller, Foreign: host.Funcs})
 	if err != nil {
 		return nil, fmt.Errorf("wasm runtime: %w", err)
 	}
@@ -88,12 +88,13 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 		return exitError{}
 	}
 	caller := &policy.Caller{} // plugins' HTTP callouts, through gw's backends
-	rt, err := newWasmRuntime(ctx, s, caller, logger)
+	host := policy.NewHost()
+	rt, err := newWasmRuntime(ctx, s, caller, host, logger)
 	if err != nil {
 		return err
 	}
 	defer rt.Close(context.Background())
-	builder := &policy.Builder{Runtime: rt}
+	builder := &policy.Builder{Runtime: rt, Host: host}
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build})
 	caller.Gateway = gw
 	reg := admin.NewRegistry()

@@ -22,10 +22,11 @@ import (
 
 func init() {
 	pluginConfigs[configs.PolicyJWT] = jwtPluginConfig
-	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) {
+	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) func(string) {
 		m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
 			return []byte{jwtVerify(arg)}, nil
 		}
+		return nil // stateless
 	})
 }
 

@@ -70,9 +70,10 @@ const (
 
 func init() {
 	pluginConfigs[configs.PolicyRateLimit] = ratelimitPluginConfig
-	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) {
+	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) func(string) {
 		l := newRateLimiter(monotonicClock(), DefaultRateLimitBuckets)
 		m[RateLimitTake] = l.foreign
+		return l.reset
 	})
 }
 
@@ -198,6 +199,13 @@ func (l *rateLimiter) take(caller string, a takeArgs) takeResult {
 		l.mu.Unlock()
 	}
 	return t.take(l.now(), a)
+}
+
+// reset forgets the caller's buckets.
+func (l *rateLimiter) reset(caller string) {
+	l.mu.Lock()
+	delete(l.tables, caller)
+	l.mu.Unlock()
 }
 
 // buckets returns how many buckets the caller's table holds (tests).

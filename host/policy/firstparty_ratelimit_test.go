@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/novaedge/novaedge/host/proxy"
 )
 
 // fakeClock is a monotonic clock the test moves.
@@ -558,5 +560,61 @@ func TestRateLimitByVerifiedClaim(t *testing.T) {
 	}
 	if r, _ := bearerGet(t, e, ""); r.StatusCode != 401 || r.Header.Get("WWW-Authenticate") != "Bearer" {
 		t.Errorf("no token: %d %v (the JWT policy runs first)", r.StatusCode, r.Header)
+	}
+}
+
+// TestRateLimitStateOnChange: a change that rebuilds the RateLimit
+// plugin keeps its buckets (stateOnChange Keep, the default): a client
+// over its limit stays over it; with Reset, and on a plugin reload, the
+// buckets start full.
+func TestRateLimitStateOnChange(t *testing.T) {
+	doc := func(prio int, state string) string {
+		return firstPartyDoc("rl", "RateLimit", fmt.Sprintf(`  priority: %d
+  stateOnChange: %s
+  rateLimit:
+    requestsPerSecond: 0.001
+    burst: 2
+    key: "header:X-API-Key"
+`, prio, state))
+	}
+	e, err := setup(t, doc(0, "Keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := func(n int) string {
+		t.Helper()
+		var out []string
+		for range n {
+			resp, _ := e.get(t, "X-API-Key", "k")
+			out = append(out, strconv.Itoa(resp.StatusCode))
+		}
+		return strings.Join(out, " ")
+	}
+	ctx := context.Background()
+	if got := statuses(3); got != "200 200 429" {
+		t.Fatalf("first generation: %s", got)
+	}
+	for _, step := range []struct {
+		name    string
+		apply   func() error
+		want    string
+		rebuild bool
+	}{
+		{"Keep, config changed", func() error { return e.gw.Apply(ctx, e.reload(doc(1, "Keep"))) }, "429", true},
+		{"Keep, plugin reload", func() error {
+			return e.gw.ApplyWith(ctx, e.reload(doc(1, "Keep")), proxy.ApplyOptions{Rebuild: []string{"t/rl"}})
+		}, "429", true},
+		{"Reset, config changed", func() error { return e.gw.Apply(ctx, e.reload(doc(2, "Reset"))) }, "200 200 429", true},
+		{"Reset, nothing changed: the plugin is kept, and so is its state", func() error { return e.gw.Apply(ctx, e.reload(doc(2, "Reset"), "# comment\n")) }, "429", false},
+		{"Reset, plugin reload", func() error {
+			return e.gw.ApplyWith(ctx, e.reload(doc(2, "Reset")), proxy.ApplyOptions{Rebuild: []string{"t/rl"}})
+		}, "200 200 429", true},
+	} {
+		if err := step.apply(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := statuses(len(strings.Fields(step.want))); got != step.want {
+			t.Errorf("%s: %s, want %s", step.name, got, step.want)
+		}
 	}
 }

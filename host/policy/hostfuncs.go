@@ -4,16 +4,37 @@ import "github.com/novaedge/novaedge/host/wasm"
 
 // hostFuncMakers add the host functions of the first-party plugins (fast
 // primitives outside the VMs, such as the rate limiter's token buckets) to
-// a runtime's set. Each first-party policy registers its own, in its file.
-var hostFuncMakers []func(map[string]wasm.ForeignFunc)
+// a runtime's set, and return what forgets a plugin's state in them (or
+// nil). Each first-party policy registers its own, in its file.
+var hostFuncMakers []func(map[string]wasm.ForeignFunc) (reset func(plugin string))
 
-// HostFunctions returns fresh host functions for one wasm runtime
-// (wasm.Options.Foreign): state such as token buckets belongs to the
-// runtime that serves, and lives across configuration reloads.
-func HostFunctions() map[string]wasm.ForeignFunc {
-	m := map[string]wasm.ForeignFunc{}
-	for _, add := range hostFuncMakers {
-		add(m)
-	}
-	return m
+// Host is the host functions of one wasm runtime (wasm.Options.Foreign)
+// and their state, such as token buckets, which belongs to the runtime
+// that serves and lives across configuration changes.
+type Host struct {
+	Funcs  map[string]wasm.ForeignFunc
+	resets []func(string)
 }
+
+// NewHost returns fresh host functions for one wasm runtime.
+func NewHost() *Host {
+	h := &Host{Funcs: map[string]wasm.ForeignFunc{}}
+	for _, add := range hostFuncMakers {
+		if reset := add(h.Funcs); reset != nil {
+			h.resets = append(h.resets, reset)
+		}
+	}
+	return h
+}
+
+// Reset forgets the state the host functions keep for a plugin (by its
+// name, "namespace/name"), such as its rate-limit buckets.
+func (h *Host) Reset(plugin string) {
+	for _, r := range h.resets {
+		r(plugin)
+	}
+}
+
+// HostFunctions returns fresh host functions for one wasm runtime, for
+// callers that never reset a plugin's state.
+func HostFunctions() map[string]wasm.ForeignFunc { return NewHost().Funcs }

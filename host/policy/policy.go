@@ -29,9 +29,19 @@ type Builder struct {
 	// code; nil means package bundled's (the first-party policies, which
 	// Wasm policies may also name as their module).
 	Bundled map[string][]byte
+	// Host is the runtime's host functions (NewHost), whose state for a
+	// policy a rebuild may reset (spec.stateOnChange); nil: never reset.
+	Host *Host
 
 	once sync.Once
+
+	mu     sync.Mutex
+	states map[string]stateKey // by policy: what its last plugin's state belongs to
 }
+
+// stateKey is what a plugin's state outside its VMs belongs to: a new
+// module or root id starts afresh, whatever spec.stateOnChange says.
+type stateKey struct{ module, rootID, vmID string }
 
 // Build is a proxy.PolicyBuilder: it makes the plugin of a Wasm policy,
 // or of a first-party policy (CORS, SecurityHeaders, RateLimit, JWT) from
@@ -84,11 +94,38 @@ func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, e
 	// The plugin holds its own reference to the module; this one is only
 	// for starting it.
 	defer mod.Close(ctx)
+	b.carryState(p, opts.Name, stateKey{module: mod.Hash(), rootID: opts.RootID, vmID: opts.VMID})
 	plugin, err := mod.NewPlugin(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &wasmPolicy{plugin: plugin, module: mod.Hash()}, nil
+}
+
+// carryState decides what becomes of the state the host keeps for a
+// policy whose plugin is being built again: kept (spec.stateOnChange Keep,
+// the default) while its module and root id stay the same, otherwise
+// forgotten — its rate-limit buckets, and the shared data of its vmId —
+// before the new plugin starts. The old plugin, serving until the new one
+// takes over, then sees the fresh state too.
+func (b *Builder) carryState(p *configs.Policy, name string, key stateKey) {
+	b.mu.Lock()
+	if b.states == nil {
+		b.states = map[string]stateKey{}
+	}
+	prev, had := b.states[name]
+	b.states[name] = key
+	b.mu.Unlock()
+	if !had || prev == key && p.Spec.StateOnChange != "Reset" {
+		return
+	}
+	if b.Host != nil {
+		b.Host.Reset(name)
+	}
+	if key.vmID == prev.vmID {
+		// A vmId the policy moves to is another scope, not its own past.
+		b.Runtime.ResetSharedData(key.vmID)
+	}
 }
 
 func (b *Builder) bundled() map[string][]byte {

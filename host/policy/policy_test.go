@@ -91,13 +91,22 @@ type env struct {
 	base    string
 	backend *echo
 	rt      *wasm.Runtime
+	// reload builds the snapshot of the same gateway with other policies.
+	reload func(policies string, extra ...string) *configs.Snapshot
 }
 
 func setup(t testing.TB, policies string, extra ...string) (*env, error) {
 	t.Helper()
 	be := newEcho(t)
 	auth := newEcho(t)
-	res := fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
+	port := freePort(t)
+	abs, err := filepath.Abs(modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(abs, "policy-test.yaml") // module paths resolve from here
+	load := func(policies string, extra ...string) (*configs.Snapshot, error) {
+		res := fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
 kind: ProxyGateway
 metadata: {name: gw, namespace: t}
 spec:
@@ -122,24 +131,22 @@ spec:
   rules:
     - name: main
       backendRefs: [{name: app}]
-%s%s`, freePort(t), strings.TrimPrefix(be.URL, "http://"), strings.TrimPrefix(auth.URL, "http://"), policies, strings.Join(extra, ""))
-	abs, err := filepath.Abs(modules)
-	if err != nil {
-		t.Fatal(err)
+%s%s`, port, strings.TrimPrefix(be.URL, "http://"), strings.TrimPrefix(auth.URL, "http://"), policies, strings.Join(extra, ""))
+		return configs.LoadFiles([]configs.File{{Name: file, Data: []byte(res)}})
 	}
-	file := filepath.Join(abs, "policy-test.yaml") // module paths resolve from here
-	snap, err := configs.LoadFiles([]configs.File{{Name: file, Data: []byte(res)}})
+	snap, err := load(policies, extra...)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	caller := &Caller{}
-	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, HTTPCaller: caller, Foreign: HostFunctions()})
+	host := NewHost()
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, HTTPCaller: caller, Foreign: host.Funcs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close(context.Background()) })
-	b := &Builder{Runtime: rt}
+	b := &Builder{Runtime: rt, Host: host}
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: b.Build})
 	caller.Gateway = gw
 	if err := gw.Apply(context.Background(), snap); err != nil {
@@ -154,7 +161,15 @@ spec:
 	for _, a := range gw.Addrs() {
 		base = "http://" + a
 	}
-	return &env{gw: gw, base: base, backend: be, rt: rt}, nil
+	reload := func(policies string, extra ...string) *configs.Snapshot {
+		t.Helper()
+		snap, err := load(policies, extra...)
+		if err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		return snap
+	}
+	return &env{gw: gw, base: base, backend: be, rt: rt, reload: reload}, nil
 }
 
 func policyDoc(name, module, extra string) string {

@@ -23,6 +23,13 @@ type sharedEntry struct {
 
 func (d *sharedData) init() { d.m = map[string]map[string]*sharedEntry{} }
 
+// reset forgets the data of vmID.
+func (d *sharedData) reset(vmID string) {
+	d.mu.Lock()
+	delete(d.m, vmID)
+	d.mu.Unlock()
+}
+
 func (d *sharedData) get(vmID, key string) ([]byte, uint32, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

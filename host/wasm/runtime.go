@@ -212,6 +212,16 @@ func (e *engine) compile(ctx context.Context, hash string, code []byte) (wazero.
 
 // Close closes the plugins still open, every wazero runtime and the
 // compilation cache. Close is idempotent.
+// ResetSharedData forgets the shared data (proxy_set_shared_data) of the
+// VMs with vmID, for a plugin whose state is to start afresh. The data of
+// the default, empty vm_id, which every VM without one shares, cannot be
+// reset: it would be another plugin's.
+func (r *Runtime) ResetSharedData(vmID string) {
+	if vmID != "" {
+		r.shared.reset(vmID)
+	}
+}
+
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {

@@ -530,3 +530,22 @@ func TestSharedVMRefusedOnRebuild(t *testing.T) {
 		t.Fatalf("rebuilt VM saw %v", evs)
 	}
 }
+
+// TestResetSharedData: a vm_id's data can be forgotten; the default, empty
+// vm_id's cannot (it is every unnamed VM's).
+func TestResetSharedData(t *testing.T) {
+	rt, _ := newRuntime(t, Options{})
+	rt.shared.set("a", "k", []byte("1"), 0)
+	rt.shared.set("b", "k", []byte("2"), 0)
+	rt.shared.set("", "k", []byte("3"), 0)
+	rt.ResetSharedData("a")
+	rt.ResetSharedData("")
+	if _, _, ok := rt.shared.get("a", "k"); ok {
+		t.Error("vm_id a's data survived its reset")
+	}
+	for _, id := range []string{"b", ""} {
+		if _, _, ok := rt.shared.get(id, "k"); !ok {
+			t.Errorf("vm_id %q's data was reset", id)
+		}
+	}
+}
