@@ -12,10 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,14 +70,6 @@ func New(opts Options) *Gateway {
 		conns:   map[net.Conn]struct{}{},
 		epochs:  map[string]int{},
 	}
-}
-
-// server is one bound address and its http.Server.
-type server struct {
-	key  string
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
 }
 
 // state is one generation: everything a request needs, built from one
@@ -205,32 +197,36 @@ func (g *Gateway) ApplyWith(ctx context.Context, snap *configs.Snapshot, opts Ap
 		if _, ok := g.servers[key]; ok {
 			continue
 		}
-		s, err := g.listen(key, pr)
+		s, err := g.bind(key, limitsOf(pr.limits))
 		if err != nil {
 			for _, s := range started {
-				s.srv.Close()
-				<-s.done
+				s.ln.Close()
 				delete(g.servers, s.key)
 			}
 			st.close()
-			return err
+			return fmt.Errorf("listen on %s: %w", key, err)
 		}
 		started = append(started, s)
 		g.servers[key] = s
 	}
 	old := g.cur.Swap(st)
 	for key, s := range g.servers {
-		if _, ok := st.ports[key]; !ok {
+		pr, ok := st.ports[key]
+		switch {
+		case !ok:
 			delete(g.servers, key)
 			go func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				sctx, cancel := context.WithTimeout(context.Background(), drainGrace)
 				defer cancel()
-				s.srv.Shutdown(sctx)
+				s.stop(sctx)
 			}()
+		case limitsOf(pr.limits) != s.limits && !slices.Contains(started, s):
+			g.log.Info("client limits changed: new connections get them", "address", key)
+			g.setLimits(s, limitsOf(pr.limits), drainGrace)
 		}
 	}
 	for _, s := range started {
-		go g.serve(s)
+		g.start(s)
 	}
 	if old != nil {
 		old.release()
@@ -241,32 +237,9 @@ func (g *Gateway) ApplyWith(ctx context.Context, snap *configs.Snapshot, opts Ap
 	return nil
 }
 
-func (g *Gateway) listen(key string, pr *portRouter) (*server, error) {
-	ln, err := net.Listen("tcp", key)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", key, err)
-	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{
-		Handler:           &portHandler{g: g, key: key},
-		ReadHeaderTimeout: pr.limits.ReadHeaderTimeout.D(10 * time.Second),
-		IdleTimeout:       pr.limits.IdleTimeout.D(120 * time.Second),
-		MaxHeaderBytes:    int(pr.limits.MaxHeaderBytes.B(64 << 10)),
-		Protocols:         &protos,
-		ErrorLog:          log.New(slogWriter{g.log}, "", 0),
-	}
-	return &server{key: key, ln: ln, srv: srv, done: make(chan struct{})}, nil
-}
-
-func (g *Gateway) serve(s *server) {
-	defer close(s.done)
-	g.log.Info("listening", "address", s.ln.Addr().String())
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		g.log.Error("listener failed", "address", s.key, "error", err)
-	}
-}
+// drainGrace bounds how long the connections of a listener that a change
+// removed (or whose client limits it changed) may finish their requests.
+const drainGrace = 30 * time.Second
 
 // Addrs returns the bound addresses by configured key (useful when a
 // listener asked for port 0 in tests).
@@ -301,9 +274,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.srv.Shutdown(ctx)
-			if err != nil {
-				s.srv.Close()
+			if err := s.stop(ctx); err != nil {
 				errMu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -328,9 +299,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 				firstErr = ctx.Err()
 			}
 		}
-	}
-	for _, s := range servers {
-		<-s.done
 	}
 	return firstErr
 }
