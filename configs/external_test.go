@@ -116,3 +116,29 @@ spec:
 		t.Error("a new endpoint did not change the fingerprint")
 	}
 }
+
+// TestYAMLRoundTrip: the resources as YAML documents load back to the
+// same configuration (the same hash), for every good configuration.
+func TestYAMLRoundTrip(t *testing.T) {
+	dirs, _ := filepath.Glob("testdata/good/*.yaml")
+	dirs = append(dirs, "testdata/reference")
+	for _, path := range dirs {
+		s, err := Load(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		y, err := s.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := LoadFiles([]File{{Name: "back.yaml", Data: y}})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", path, err, y)
+		}
+		if back.Hash != s.Hash {
+			a, _ := s.JSON()
+			b, _ := back.JSON()
+			t.Errorf("%s: round trip changed the configuration:\n%s\n---\n%s", path, a, b)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Snapshot is a validated, defaulted, immutable set of resources. Nothing
@@ -129,4 +131,71 @@ func encodeJSON(v any, indent string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// YAML returns the snapshot's resources as a stream of YAML documents, with
+// their defaults: what PUT /config takes back. Map keys come out sorted.
+func (s *Snapshot) YAML() ([]byte, error) {
+	var docs []any
+	for _, r := range s.VIPs {
+		docs = append(docs, r)
+	}
+	for _, r := range s.Gateways {
+		docs = append(docs, r)
+	}
+	for _, r := range s.Backends {
+		docs = append(docs, r)
+	}
+	for _, r := range s.Routes {
+		docs = append(docs, r)
+	}
+	for _, r := range s.Policies {
+		docs = append(docs, r)
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	for _, d := range docs {
+		// Through JSON, so that the documents use the resources' JSON
+		// field names and omit what JSON omits.
+		b, err := encodeJSON(d, "")
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber() // integers stay exact
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if err := enc.Encode(yamlNumbers(v)); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// yamlNumbers replaces the json.Numbers in v by int64s or float64s, which
+// YAML writes as numbers.
+func yamlNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = yamlNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = yamlNumbers(e)
+		}
+	}
+	return v
 }

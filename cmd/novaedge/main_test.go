@@ -294,6 +294,10 @@ func TestRunStatusDrain(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	if out, err := runCmd(context.Background(), "status", "--admin", admin); err != nil ||
+		!strings.Contains(out, "CHANGES\n  last: rejected from files") || !strings.Contains(out, "colour") {
+		t.Errorf("status after a rejected reload: %v\n%s", err, out)
+	}
 	os.WriteFile(res, []byte(strings.Replace(string(good), "name: all,", "name: all2,", 1)), 0o644)
 	if out, err := runCmd(context.Background(), "reload", "--admin", admin); err != nil || !strings.HasPrefix(out, "applied in ") {
 		t.Errorf("reload good: %v %q", err, out)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/reload"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -39,6 +40,12 @@ func newStatusCmd() *cobra.Command {
 				return fmt.Errorf("admin API: %w", err)
 			}
 			printStatus(cmd.OutOrStdout(), &st)
+			var ch struct {
+				Reload struct{ Last, LastRejected *reload.Report }
+			}
+			if json.Unmarshal(body, &ch) == nil {
+				printChanges(cmd.OutOrStdout(), ch.Reload.Last, ch.Reload.LastRejected)
+			}
 			return nil
 		},
 	}
@@ -91,6 +98,29 @@ func printStatus(out io.Writer, st *proxy.Status) {
 		fmt.Fprintf(out, "\nNOT ACTIVE YET\n")
 		for _, n := range st.Inactive {
 			fmt.Fprintf(out, "  %s\n", n.String())
+		}
+	}
+}
+
+// printChanges prints the last configuration change and the last one
+// rejected, with its problems.
+func printChanges(out io.Writer, last, rejected *reload.Report) {
+	if last == nil && rejected == nil {
+		return
+	}
+	fmt.Fprintf(out, "\nCHANGES\n")
+	line := func(what string, r *reload.Report) {
+		fmt.Fprintf(out, "  %s: %s from %s at %s (took %s)\n", what, r.Result, r.Source, r.At.Local().Format(time.DateTime), r.Took)
+	}
+	if last != nil {
+		line("last", last)
+	}
+	if rejected != nil && (last == nil || !rejected.At.Equal(last.At)) {
+		line("last rejected", rejected)
+	}
+	if rejected != nil {
+		for _, p := range rejected.Problems {
+			fmt.Fprintf(out, "    %s\n", p)
 		}
 	}
 }

@@ -3,7 +3,8 @@
 //
 //	GET /healthz  200 while the process runs
 //	GET /readyz   200 once a configuration serves and until shutdown begins, else 503
-//	GET /config   the effective (normalized) configuration as JSON; ETag is its hash
+//	GET /config   the effective (normalized) configuration as JSON; ETag is its hash;
+//	              ?format=yaml: as resource documents PUT /config takes back
 //	GET /status   gateways, routes, backends, policies and what is not active yet
 //	GET /metrics  Prometheus metrics (the registry given to New)
 //	POST /reload  load the resource files again and apply them if they changed
@@ -157,7 +158,14 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no configuration is serving"})
 		return
 	}
-	b, err := snap.JSON()
+	asYAML := r.URL.Query().Get("format") == "yaml"
+	var b []byte
+	var err error
+	if asYAML {
+		b, err = snap.YAML()
+	} else {
+		b, err = snap.JSON()
+	}
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
@@ -169,7 +177,11 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	if asYAML {
+		w.Header().Set("Content-Type", "application/yaml")
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	w.Write(b)
 }
 

@@ -202,16 +202,20 @@ func (r *Reloader) policyName(name string) (string, error) {
 	if snap == nil {
 		return "", fmt.Errorf("%w: %q (nothing serves)", ErrNoPolicy, name)
 	}
-	var found []string
+	var found, all []string
 	for _, p := range snap.Policies {
 		full := p.Metadata.Namespace + "/" + p.Metadata.Name
+		all = append(all, full)
 		if full == name || !strings.Contains(name, "/") && p.Metadata.Name == name {
 			found = append(found, full)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("%w: %q", ErrNoPolicy, name)
+		if len(all) == 0 {
+			return "", fmt.Errorf("%w: %q (the configuration has no policies)", ErrNoPolicy, name)
+		}
+		return "", fmt.Errorf("%w: %q (the policies are %s)", ErrNoPolicy, name, strings.Join(all, ", "))
 	case 1:
 		return found[0], nil
 	}
