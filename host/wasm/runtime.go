@@ -86,6 +86,7 @@ type Runtime struct {
 	shared  sharedData
 	queues  queues
 	metrics metricRegistry
+	clock   *clock // the stall detector behind callbacks' deadlines
 }
 
 // engine is one wazero runtime with its host modules, for one memory limit.
@@ -128,6 +129,7 @@ func NewRuntime(ctx context.Context, opts Options) (*Runtime, error) {
 	r.shared.init()
 	r.queues.init()
 	r.metrics.init()
+	r.clock = newClock()
 	if _, err := r.engine(ctx, DefaultMaxMemoryPages); err != nil {
 		_ = r.Close(ctx)
 		return nil, err
@@ -210,8 +212,6 @@ func (e *engine) compile(ctx context.Context, hash string, code []byte) (wazero.
 	return c.cm, c.err
 }
 
-// Close closes the plugins still open, every wazero runtime and the
-// compilation cache. Close is idempotent.
 // ResetSharedData forgets the shared data (proxy_set_shared_data) of the
 // VMs with vmID, for a plugin whose state is to start afresh. The data of
 // the default, empty vm_id, which every VM without one shares, cannot be
@@ -222,6 +222,8 @@ func (r *Runtime) ResetSharedData(vmID string) {
 	}
 }
 
+// Close closes the plugins still open, every wazero runtime and the
+// compilation cache. Close is idempotent.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -244,6 +246,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if r.cache != nil {
 		errs = append(errs, r.cache.Close(ctx))
 	}
+	r.clock.close()
 	return errors.Join(errs...)
 }
 

@@ -33,7 +33,7 @@ type vm struct {
 
 	ctx    context.Context // carries vmKey; cancelled to stop a call or close the VM
 	cancel context.CancelFunc
-	timer  *time.Timer   // fires cancel after limit; reused for every call
+	dl     *deadline     // cancels a call past limit; reused for every call
 	limit  time.Duration // StartTimeout while starting, then CallTimeout
 
 	closed   atomic.Bool
@@ -128,8 +128,7 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 		nextID:  rootContextID,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.WithValue(context.Background(), vmKey{}, v))
-	v.timer = time.AfterFunc(time.Hour, func() { v.timedOut.Store(true); v.cancel() })
-	v.timer.Stop()
+	v.dl = newDeadline(g.rt.clock, func() { v.timedOut.Store(true); v.cancel() })
 	v.mu.Lock()
 	defer func() {
 		if err != nil {
@@ -159,9 +158,9 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 	// Start-up calls run under StartTimeout; a start section runs during
 	// instantiation.
 	v.limit = g.opts.StartTimeout
-	v.timer.Reset(v.limit)
+	v.dl.arm(v.limit)
 	mod, err := g.eng.r.InstantiateModule(v.ctx, cm, cfg)
-	if !v.timer.Stop() {
+	if v.dl.disarm() {
 		return nil, ErrCallTimeout
 	}
 	if err != nil {
@@ -338,9 +337,9 @@ func (v *vm) call(fn api.Function, args ...uint64) (uint64, error) {
 	}
 	copy(v.stack[:], args)
 	v.p.calls.Add(1)
-	v.timer.Reset(v.limit)
+	v.dl.arm(v.limit)
 	err := fn.CallWithStack(v.ctx, v.stack[:])
-	fired := !v.timer.Stop()
+	fired := v.dl.disarm()
 	if v.mem != nil {
 		v.memBytes.Store(v.mem.Size())
 	}
@@ -372,7 +371,7 @@ func (v *vm) closeLocked(why error) {
 		return
 	}
 	v.failErr = why
-	v.timer.Stop()
+	v.dl.stop()
 	v.cancel()
 	close(v.stop)
 	v.closeHelpers()
