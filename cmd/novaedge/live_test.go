@@ -132,19 +132,34 @@ spec:
 // two backends that answer with their names, and the generations written
 // so far, by Gen, for the load generator to check responses against.
 type liveGateway struct {
-	t                  *testing.T
+	t                  testing.TB
 	dir, listen, admin string
 	one, two           string // backend addresses
 	client             *http.Client
 
-	mu   sync.Mutex
-	gens map[int]liveConfig // the good ones
+	mu     sync.Mutex
+	gens   map[int]liveConfig // the good ones
+	events []string           // changes written and seen, for failure messages
+	load   *liveLoad          // the running load generator, if any
+}
+
+// event records a change for the timeline that report prints on failure,
+// with the time since the load started.
+func (g *liveGateway) event(format string, args ...any) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	at := "(no load)"
+	if g.load != nil {
+		at = "+" + time.Since(g.load.t0).Round(time.Millisecond).String()
+	}
+	g.events = append(g.events, at+" "+fmt.Sprintf(format, args...))
 }
 
 // startLive writes cfg and gen_a.wasm as gen.wasm into a new directory,
-// serves it with `novaedge run -c DIR` (watching it) until the test ends,
-// and waits until generation cfg.Gen of module a serves.
-func startLive(t *testing.T, cfg liveConfig) *liveGateway {
+// serves it with `novaedge run -c DIR` (watching it, unless args say
+// --watch=false) until the test ends, and waits until generation cfg.Gen
+// of module a serves.
+func startLive(t testing.TB, cfg liveConfig, args ...string) *liveGateway {
 	t.Helper()
 	backend := func(name string) string {
 		return startBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +185,7 @@ func startLive(t *testing.T, cfg liveConfig) *liveGateway {
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := runCmd(ctx, "run", "-c", g.dir, "--admin", g.admin, "--state-dir", t.TempDir(), "--shutdown-grace", "5s")
+		out, err := runCmd(ctx, append([]string{"run", "-c", g.dir, "--admin", g.admin, "--state-dir", t.TempDir(), "--shutdown-grace", "5s"}, args...)...)
 		done <- result{out, err}
 	}()
 	t.Cleanup(func() {
@@ -181,11 +196,7 @@ func startLive(t *testing.T, cfg liveConfig) *liveGateway {
 				t.Errorf("run ended with %v", r.err)
 			}
 			if t.Failed() {
-				out := r.out
-				if len(out) > 8000 {
-					out = "…" + out[len(out)-8000:]
-				}
-				t.Logf("novaedge run output:\n%s", out)
+				t.Logf("novaedge run's warnings and errors:\n%s", warnings(r.out, 50))
 			}
 		case <-time.After(15 * time.Second):
 			t.Error("run did not stop within 15s")
@@ -200,6 +211,23 @@ func startLive(t *testing.T, cfg liveConfig) *liveGateway {
 	return g
 }
 
+// warnings returns the first max lines of a text log at level WARN or
+// ERROR.
+func warnings(log string, max int) string {
+	var b strings.Builder
+	n := 0
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			if n++; n > max {
+				b.WriteString("…\n")
+				break
+			}
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // write replaces res.yaml atomically (a dot file, which the loader skips,
 // renamed over it) and records cfg as a generation responses may show.
 func (g *liveGateway) write(cfg liveConfig) {
@@ -211,6 +239,7 @@ func (g *liveGateway) write(cfg liveConfig) {
 		g.mu.Unlock()
 	}
 	g.writeFile("res.yaml", []byte(cfg.yaml(port, g.one, g.two)))
+	g.event("wrote res.yaml: generation %d", cfg.Gen)
 }
 
 // install copies a test module over gen.wasm, atomically.
@@ -221,16 +250,26 @@ func (g *liveGateway) install(module string) {
 		g.t.Fatal(err)
 	}
 	g.writeFile("gen.wasm", b)
+	g.event("renamed %s over gen.wasm", module)
 }
 
 func (g *liveGateway) writeFile(name string, b []byte) {
+	g.t.Helper()
+	g.stage(name, b)()
+}
+
+// stage writes b beside name, as a dot file, and returns the rename that
+// replaces name with it.
+func (g *liveGateway) stage(name string, b []byte) (rename func()) {
 	g.t.Helper()
 	tmp := filepath.Join(g.dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		g.t.Fatal(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(g.dir, name)); err != nil {
-		g.t.Fatal(err)
+	return func() {
+		if err := os.Rename(tmp, filepath.Join(g.dir, name)); err != nil {
+			g.t.Fatal(err)
+		}
 	}
 }
 
@@ -259,6 +298,7 @@ func (g *liveGateway) waitServing(what string, ok func(http.Header) bool) {
 	for deadline := time.Now().Add(liveWait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		h, body, err := g.get("/extra/wait")
 		if err == nil && ok(h) {
+			g.event("%s serves", what)
 			return
 		}
 		last = fmt.Sprintf("err %v, body %q, x-gen %q, x-config-gen %q, x-plugin-gen %q, x-route %q",
@@ -386,6 +426,9 @@ func (g *liveGateway) startLoad() *liveLoad {
 		}()
 	}
 	g.t.Cleanup(l.Stop)
+	g.mu.Lock()
+	g.load, g.events = l, nil
+	g.mu.Unlock()
 	return l
 }
 
@@ -430,7 +473,7 @@ func (l *liveLoad) Stop() {
 }
 
 // report logs the counts and fails the test on any failed request.
-func (l *liveLoad) report(t *testing.T) {
+func (l *liveLoad) report(t testing.TB) {
 	t.Helper()
 	n, f := l.requests.Load(), l.failures.Load()
 	d := time.Since(l.t0)
@@ -439,6 +482,9 @@ func (l *liveLoad) report(t *testing.T) {
 		l.mu.Lock()
 		t.Errorf("%d of %d requests failed; the first ones:\n%s", f, n, strings.Join(l.problems, "\n"))
 		l.mu.Unlock()
+		l.g.mu.Lock()
+		t.Logf("the changes, since the load started:\n%s", strings.Join(l.g.events, "\n"))
+		l.g.mu.Unlock()
 	}
 	if n == 0 {
 		t.Error("the load generator sent no request")
