@@ -38,7 +38,7 @@ func runCmd(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,7 +114,7 @@ func TestRunWithoutResources(t *testing.T) {
 
 // startBackend serves h on 127.0.0.1 until the test ends and returns its
 // address.
-func startBackend(t *testing.T, h http.HandlerFunc) string {
+func startBackend(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
 	srv := &http.Server{Handler: h}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,7 +157,7 @@ spec:
 }
 
 // waitReady polls the admin API's /readyz.
-func waitReady(t *testing.T, admin string) bool {
+func waitReady(t testing.TB, admin string) bool {
 	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get("http://" + admin + "/readyz")

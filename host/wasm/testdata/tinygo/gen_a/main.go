@@ -1,0 +1,82 @@
+// Command gen_a is the proxy-wasm test plugin of generation "a", for the
+// tests that swap modules under load (gen_b is the same with "b").
+//
+// The plugin configuration is JSON {"gen": "<non-empty string>"}; anything
+// else (empty, not JSON, unknown field, empty gen) makes OnPluginStart fail.
+// Each request gets request header "x-gen: a"; each response gets "x-gen: a"
+// and "x-plugin-gen: <gen>".
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// module is the generation of this module's code.
+const module = "a"
+
+func main() { proxywasm.SetVMContext(&vmContext{}) }
+
+type vmContext struct{ types.DefaultVMContext }
+
+func (*vmContext) NewPluginContext(uint32) types.PluginContext { return &pluginContext{} }
+
+type pluginContext struct {
+	types.DefaultPluginContext
+	gen string // of the plugin configuration
+}
+
+func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
+	data, err := proxywasm.GetPluginConfiguration()
+	if err == nil {
+		p.gen, err = parse(data)
+	}
+	if err != nil {
+		proxywasm.LogErrorf("gen_%s: plugin configuration: %v", module, err)
+		return types.OnPluginStartStatusFailed
+	}
+	return types.OnPluginStartStatusOK
+}
+
+func parse(data []byte) (string, error) {
+	var cfg struct {
+		Gen string `json:"gen"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return "", err
+	}
+	if cfg.Gen == "" {
+		return "", errors.New(`"gen" is missing`)
+	}
+	return cfg.Gen, nil
+}
+
+func (p *pluginContext) NewHttpContext(uint32) types.HttpContext { return &httpContext{gen: p.gen} }
+
+type httpContext struct {
+	types.DefaultHttpContext
+	gen string
+}
+
+func (*httpContext) OnHttpRequestHeaders(int, bool) types.Action {
+	if err := proxywasm.AddHttpRequestHeader("x-gen", module); err != nil {
+		proxywasm.LogErrorf("gen_%s: add x-gen: %v", module, err)
+	}
+	return types.ActionContinue
+}
+
+func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
+	if err := proxywasm.AddHttpResponseHeader("x-gen", module); err != nil {
+		proxywasm.LogErrorf("gen_%s: add x-gen: %v", module, err)
+	}
+	if err := proxywasm.AddHttpResponseHeader("x-plugin-gen", h.gen); err != nil {
+		proxywasm.LogErrorf("gen_%s: add x-plugin-gen: %v", module, err)
+	}
+	return types.ActionContinue
+}
