@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/novaedge/novaedge/host/reload"
 )
 
 // BenchmarkModuleSwap measures the time from replacing the policy's
@@ -25,7 +27,7 @@ import (
 //     counter appended, so that every swap compiles a module no cache has
 //     seen, with a fresh --state-dir;
 //   - watch: the file watcher notices the rename and reloads after its
-//     debounce (watchDelay, reported as debounce-ms);
+//     debounce (reload.Delay, reported as debounce-ms);
 //   - reload: no watcher; POST /reload on the admin API right after the
 //     rename, which shows the build and swap without the debounce.
 func BenchmarkModuleSwap(b *testing.B) {
@@ -80,7 +82,7 @@ func BenchmarkModuleSwap(b *testing.B) {
 				b.StopTimer()
 				b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/swap")
 				if via == "watch" {
-					b.ReportMetric(float64(watchDelay.Milliseconds()), "debounce-ms")
+					b.ReportMetric(float64(reload.Delay.Milliseconds()), "debounce-ms")
 				}
 			})
 		}
