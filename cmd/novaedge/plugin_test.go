@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestPluginReloadAndPush, as an operator would: a module replaced in
@@ -171,4 +177,103 @@ spec:
 	if got := get(); got != "200 tinygo" {
 		t.Fatalf("after a failed plugin reload: %q", got)
 	}
+}
+
+// TestSIGHUPReloads: a real novaedge process, not watching its files,
+// applies an edited resource file on SIGHUP, and refuses a broken one on
+// the next, serving on.
+func TestSIGHUPReloads(t *testing.T) {
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	listen, admin := freeAddr(t), freeAddr(t)
+	dir := writeResources(t, listen, backend)
+	var logs lockedBuffer
+	cmd := exec.Command(os.Args[0], "run", "-c", dir, "--watch=false", "--admin", admin, "--state-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "NOVAEDGE_TEST_AS_MAIN=1")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	if !waitReady(t, admin) {
+		t.Fatalf("not ready; logs:\n%s", logs.String())
+	}
+	status := func(path string) int {
+		resp, err := http.Get("http://" + listen + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	lastResult := func() string {
+		resp, err := http.Get("http://" + admin + "/reload")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var rep struct{ Result, Source string }
+		json.NewDecoder(resp.Body).Decode(&rep)
+		return rep.Result
+	}
+	res := filepath.Join(dir, "res.yaml")
+	good, _ := os.ReadFile(res)
+	// Only /only routes now.
+	edited := strings.Replace(string(good), "rules: [{backendRefs: [{name: be}]}]", "rules: [{matches: [{path: {value: /only}}], backendRefs: [{name: be}]}]", 1)
+	if edited == string(good) {
+		t.Fatal("the edit did not apply")
+	}
+	os.WriteFile(res, []byte(edited), 0o644)
+	time.Sleep(300 * time.Millisecond) // not watched: nothing happens
+	if status("/x") != 200 {
+		t.Fatal("the edit applied without SIGHUP")
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, func() bool { return status("/x") == 404 && status("/only") == 200 }, "SIGHUP applies the edit")
+	if r := lastResult(); r != "applied" {
+		t.Errorf("GET /reload after SIGHUP: %q", r)
+	}
+	os.WriteFile(res, []byte(edited+"  colour: blue\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, func() bool { return lastResult() == "rejected" }, "SIGHUP refuses a broken file")
+	if status("/only") != 200 {
+		t.Error("a refused change stopped the running configuration")
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out: %s", what)
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process's output and a reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
