@@ -242,3 +242,18 @@ func TestReloadNotEnabled(t *testing.T) {
 		t.Errorf("status %d", rec.Code)
 	}
 }
+
+func FuzzParseETag(f *testing.F) {
+	for _, s := range []string{`"abc"`, `W/"abc"`, `""`, `"a,b"`, `"`, `*`, `"a"b"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tag, ok := parseETag(s)
+		if !ok {
+			return
+		}
+		if `"`+tag+`"` != s || strings.ContainsAny(tag, `",`) {
+			t.Fatalf("parseETag(%q) = %q", s, tag)
+		}
+	})
+}
