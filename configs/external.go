@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -91,15 +92,7 @@ func (s *Snapshot) ReadExternal(isBundled func(string) bool) {
 	if len(all) == 0 {
 		return
 	}
-	slices.SortFunc(all, func(a, b entry) int {
-		switch {
-		case a.path < b.path:
-			return -1
-		case a.path > b.path:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.path, b.path) })
 	h := sha256.New()
 	h.Write([]byte(s.Hash))
 	for _, e := range all {

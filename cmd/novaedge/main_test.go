@@ -156,6 +156,25 @@ spec:
 	return dir
 }
 
+// startRun runs `novaedge run --admin admin ARGS…` in-process until the
+// test ends, and waits until it is ready.
+func startRun(t *testing.T, admin string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := runCmd(ctx, append([]string{"run", "--admin", admin, "--state-dir", t.TempDir(), "--shutdown-grace", "5s"}, args...)...)
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if !waitReady(t, admin) {
+		t.Fatal("not ready")
+	}
+}
+
 // waitReady polls the admin API's /readyz.
 func waitReady(t testing.TB, admin string) bool {
 	t.Helper()
@@ -417,19 +436,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := runCmd(ctx, "run", "-c", dir, "--admin", admin, "--state-dir", t.TempDir(), "--shutdown-grace", "5s")
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	if !waitReady(t, admin) {
-		t.Fatal("not ready")
-	}
+	startRun(t, admin, "-c", dir)
 	get := func() string {
 		resp, err := http.Get("http://" + listen + "/x")
 		if err != nil {

@@ -56,19 +56,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol("")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := runCmd(ctx, "run", "-c", dir, "--watch=false", "--admin", admin, "--state-dir", t.TempDir(), "--shutdown-grace", "5s")
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	if !waitReady(t, admin) {
-		t.Fatal("not ready")
-	}
+	startRun(t, admin, "-c", dir, "--watch=false")
 	get := func() string {
 		t.Helper()
 		resp, err := http.Get("http://" + listen + "/x")

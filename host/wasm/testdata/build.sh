@@ -67,10 +67,21 @@ for name in "${names[@]}"; do
 		;;
 	*)
 		[ -f "$here/tinygo/$name/main.go" ] || { echo "build.sh: no plugin named $name" >&2; exit 1; }
-		echo "== tinygo/$name.wasm"
-		(cd "$here/tinygo" && "$TINYGO" build -target=wasi -scheduler=none -buildmode=wasi-legacy -no-debug \
-			-o "$out/tinygo/$name.wasm" "./$name")
-		built+=("tinygo/$name.wasm")
+		# A VARIANTS file lists several builds of one source: "OUTPUT VALUE"
+		# lines, each built with -X main.module=VALUE into OUTPUT.wasm.
+		variants=("$name -")
+		if [ -f "$here/tinygo/$name/VARIANTS" ]; then
+			mapfile -t variants < <(grep -v '^#' "$here/tinygo/$name/VARIANTS")
+		fi
+		for v in "${variants[@]}"; do
+			read -r output value <<<"$v"
+			flags=()
+			[ "$value" = - ] || flags=(-ldflags "-X main.module=$value")
+			echo "== tinygo/$output.wasm"
+			(cd "$here/tinygo" && "$TINYGO" build -target=wasi -scheduler=none -buildmode=wasi-legacy -no-debug \
+				"${flags[@]}" -o "$out/tinygo/$output.wasm" "./$name")
+			built+=("tinygo/$output.wasm")
+		done
 		;;
 	esac
 done

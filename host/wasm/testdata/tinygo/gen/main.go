@@ -1,10 +1,12 @@
-// Command gen_a is the proxy-wasm test plugin of generation "a", for the
-// tests that swap modules under load (gen_b is the same with "b").
+// Command gen is the proxy-wasm test plugin of the tests that swap modules
+// under load. build.sh builds it twice, as gen_a.wasm and gen_b.wasm, with
+// the generation of the code ("a" or "b") set by -ldflags -X main.module
+// (the variants are listed in the folder's VARIANTS file).
 //
 // The plugin configuration is JSON {"gen": "<non-empty string>"}; anything
 // else (empty, not JSON, unknown field, empty gen) makes OnPluginStart fail.
-// Each request gets request header "x-gen: a"; each response gets "x-gen: a"
-// and "x-plugin-gen: <gen>".
+// Each request gets request header "x-gen: <module>"; each response gets
+// "x-gen: <module>" and "x-plugin-gen: <gen>".
 package main
 
 import (
@@ -16,8 +18,8 @@ import (
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 )
 
-// module is the generation of this module's code.
-const module = "a"
+// module is the generation of this module's code, set at build time.
+var module string
 
 func main() { proxywasm.SetVMContext(&vmContext{}) }
 
@@ -31,6 +33,10 @@ type pluginContext struct {
 }
 
 func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
+	if module == "" {
+		proxywasm.LogCritical("gen: built without -ldflags -X main.module=…")
+		return types.OnPluginStartStatusFailed
+	}
 	data, err := proxywasm.GetPluginConfiguration()
 	if err == nil {
 		p.gen, err = parse(data)
