@@ -77,8 +77,9 @@ func (e *tlsEnv) dial(addr, serverName string, maxVersion uint16) (*tls.Conn, er
 // client returns an HTTPS client that connects every request to addr.
 func (e *tlsEnv) client(addr string, h2 bool) *http.Client {
 	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: e.pool},
-		ForceAttemptHTTP2: h2,
+		TLSClientConfig:     &tls.Config{RootCAs: e.pool},
+		ForceAttemptHTTP2:   h2,
+		MaxIdleConnsPerHost: 64,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
