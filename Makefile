@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-run: ## the reference API gateway on localhost:8080 with three demo services (Ctrl-C stops)
+run: ## the reference API gateway on localhost:8080 (HTTP) and :8443 (HTTPS, dev CA) with three demo services (Ctrl-C stops)
 	$(GO) run ./cmd/novaedge demo
 
 build: ## build bin/novaedge

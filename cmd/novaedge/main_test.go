@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/novaedge/novaedge/host/tlsconf/devcert"
 )
 
 // TestMain lets a test run this test binary as the real novaedge command
@@ -48,15 +50,62 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// referenceSecrets writes the reference's TLS secret
+// (api-system/api-tls-cert) for api.example.com, valid until notAfter,
+// and returns the secrets directory.
+func referenceSecrets(t *testing.T, notAfter time.Time) string {
+	t.Helper()
+	ca, err := devcert.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, k, err := ca.Issue(devcert.Leaf{Hosts: []string{"api.example.com"}, NotBefore: notAfter.AddDate(-1, 0, 0), NotAfter: notAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := devcert.WriteSecret(filepath.Join(dir, "api-system", "api-tls-cert"), c, k); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestValidateReferenceSecrets(t *testing.T) {
+	t.Run("missing", func(t *testing.T) {
+		out, err := runCmd(context.Background(), "validate", "--skip-modules", "--secrets-dir", t.TempDir(), "../../configs/testdata/reference")
+		if !errors.As(err, new(exitError)) || !strings.Contains(out, "gateway.yaml:1: ProxyGateway api-system/api-gateway: spec.listeners[0].tls.secretRef: secret api-system/api-tls-cert:") ||
+			!strings.Contains(out, "no such file") || !strings.Contains(out, "1 problem(s)") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("expired is a warning", func(t *testing.T) {
+		dir := referenceSecrets(t, time.Now().Add(-time.Hour))
+		out, err := runCmd(context.Background(), "validate", "--skip-modules", "--secrets-dir", dir, "../../configs/testdata/reference")
+		if err != nil || !strings.Contains(out, "warning: ") || !strings.Contains(out, `certificate "api.example.com" expired on`) {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("skipped", func(t *testing.T) {
+		out, err := runCmd(context.Background(), "validate", "--skip-modules", "--skip-secrets", "--secrets-dir", t.TempDir(), "../../configs/testdata/reference")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+}
+
 func TestValidateReference(t *testing.T) {
-	out, err := runCmd(context.Background(), "validate", "../../configs/testdata/reference")
+	out, err := runCmd(context.Background(), "validate", "--secrets-dir", referenceSecrets(t, time.Now().AddDate(1, 0, 0)), "../../configs/testdata/reference")
 	if err != nil {
 		t.Fatalf("validate failed: %v\n%s", err, out)
+	}
+	for _, bad := range []string{"HTTPS listener", "sslRedirect", "redirectScheme", "warning"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output has %q:\n%s", bad, out)
+		}
 	}
 	for _, want := range []string{
 		"ok: 1 VIP(s), 1 gateway(s), 3 backend(s), 3 route(s), 4 policy(ies)",
 		"not active yet",
-		`HTTPS listener "https"`,
 		"ProxyVIP api-gateway-vip",
 		"module ok: api-system/api-rate-limit: bundled RateLimit plugin",
 		"module ok: api-system/api-jwt-auth: bundled JWT plugin",

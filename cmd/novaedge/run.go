@@ -95,7 +95,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 	}
 	defer rt.Close(context.Background())
 	builder := &policy.Builder{Runtime: rt, Host: host}
-	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build})
+	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build, SecretsDir: s.SecretsDir})
 	caller.Gateway = gw
 	reg := admin.NewRegistry()
 	reg.MustRegister(&policy.Collector{Runtime: rt, Gateway: gw})

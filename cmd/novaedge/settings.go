@@ -28,13 +28,18 @@ type settings struct {
 
 const defaultAdmin = "127.0.0.1:9901"
 
+// defaultSecretsDir is where HTTPS listeners' secrets are read
+// (--secrets-dir, NOVAEDGE_SECRETS_DIR): tls.secretRef {namespace, name}
+// is <dir>/<namespace>/<name>/tls.crt and tls.key.
+const defaultSecretsDir = "/var/lib/novaedge/secrets"
+
 // addSettingsFlags declares the bootstrap flags of a serving command.
 func addSettingsFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.String("settings", "", "settings file (YAML) with the keys below")
 	f.String("admin", defaultAdmin, "admin API address")
 	f.StringSliceP("resources", "c", nil, "resource files or directories (repeatable)")
-	f.String("secrets-dir", "/var/lib/novaedge/secrets", "directory of TLS secrets (<namespace>/<name>/tls.crt, tls.key)")
+	f.String("secrets-dir", defaultSecretsDir, "directory of TLS secrets (<namespace>/<name>/tls.crt, tls.key), as Kubernetes mounts them; watched for changes")
 	f.String("state-dir", "/var/lib/novaedge/state", "directory for caches that survive restarts")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")

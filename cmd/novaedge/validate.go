@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +18,8 @@ import (
 )
 
 func newValidateCmd() *cobra.Command {
-	var skipModules bool
+	var skipModules, skipSecrets bool
+	var secretsDir string
 	cmd := &cobra.Command{
 		Use:   "validate PATH…",
 		Short: "Check resource files; print every problem and what is not active yet",
@@ -31,7 +34,14 @@ The Wasm modules of the policies are checked as the gateway would load
 them: the file is read, its sha256 pin compared, the module compiled and
 its proxy-wasm ABI checked, and the plugin started with its configuration
 (proxy_on_vm_start and proxy_on_configure must accept it).
---skip-modules leaves that out.`,
+--skip-modules leaves that out.
+
+The TLS secrets of HTTPS listeners are read from --secrets-dir (as
+` + "`novaedge run`" + ` would: <dir>/<namespace>/<name>/tls.crt and tls.key): a
+missing or unreadable secret, or a key that does not match its certificate,
+is a problem; an expired certificate, one not yet valid, one expiring within
+a week or one not covering a listener hostname is a warning. --skip-secrets
+leaves that out.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
@@ -47,6 +57,19 @@ its proxy-wasm ABI checked, and the plugin started with its configuration
 					fmt.Fprintln(out, err)
 				}
 				return exitError{}
+			}
+			if !skipSecrets {
+				ps, warnings := checkSecrets(snap, secretsDir, time.Now())
+				for _, w := range warnings {
+					fmt.Fprintln(out, "warning: "+w)
+				}
+				if len(ps) > 0 {
+					for _, p := range ps {
+						fmt.Fprintln(out, p.String())
+					}
+					fmt.Fprintf(out, "%d problem(s)\n", len(ps))
+					return exitError{}
+				}
 			}
 			if !skipModules {
 				if ps := checkModules(cmd.Context(), snap, cmd.ErrOrStderr(), out); len(ps) > 0 {
@@ -68,6 +91,12 @@ its proxy-wasm ABI checked, and the plugin started with its configuration
 			return nil
 		},
 	}
+	defSecrets := defaultSecretsDir
+	if v := os.Getenv("NOVAEDGE_SECRETS_DIR"); v != "" {
+		defSecrets = v
+	}
+	cmd.Flags().StringVar(&secretsDir, "secrets-dir", defSecrets, "directory of TLS secrets, as for run (env NOVAEDGE_SECRETS_DIR)")
+	cmd.Flags().BoolVar(&skipSecrets, "skip-secrets", false, "do not read the HTTPS listeners' TLS secrets")
 	cmd.Flags().BoolVar(&skipModules, "skip-modules", false, "do not load, compile and start the policies' Wasm modules")
 	return cmd
 }

@@ -3,12 +3,15 @@ package apigateway_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +39,10 @@ type example struct {
 	base  string // the gateway's URL
 	token string // a valid token of the issuer
 	gw    *proxy.Gateway
+	// The HTTPS listener: its URL (https://api.example.com:port) and a
+	// client that trusts the development CA and connects to it.
+	tlsBase   string
+	tlsClient *http.Client
 }
 
 // startExample runs the example as `make run` does, on free ports; edit,
@@ -46,7 +53,9 @@ func startExample(t testing.TB, edit func(string) string) *example {
 	svcs := apigateway.Services()
 	gwAddr := freeAddr(t)
 	_, gwPort, _ := net.SplitHostPort(gwAddr)
-	replace := []string{"port: 8080", "port: " + gwPort}
+	tlsAddr := freeAddr(t)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	replace := []string{"port: 8080", "port: " + gwPort, "port: 8443", "port: " + tlsPort}
 	for i := range svcs {
 		addr := freeAddr(t)
 		replace = append(replace, svcs[i].Addr, addr)
@@ -88,7 +97,11 @@ func startExample(t testing.TB, edit func(string) string) *example {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close(context.Background()) })
-	gw := proxy.New(proxy.Options{Logger: logger, Policies: (&policy.Builder{Runtime: rt}).Build})
+	dev, err := apigateway.EnsureDevTLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := proxy.New(proxy.Options{Logger: logger, Policies: (&policy.Builder{Runtime: rt}).Build, SecretsDir: dev.SecretsDir})
 	caller.Gateway = gw
 	if err := gw.Apply(context.Background(), snap); err != nil {
 		t.Fatal(err)
@@ -98,7 +111,20 @@ func startExample(t testing.TB, edit func(string) string) *example {
 		defer cancel()
 		gw.Shutdown(ctx)
 	})
-	return &example{base: "http://" + gwAddr, token: token, gw: gw}
+	caPEM, err := os.ReadFile(dev.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tlsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, tlsAddr)
+		},
+	}}
+	return &example{base: "http://" + gwAddr, token: token, gw: gw, tlsBase: "https://api.example.com:" + tlsPort, tlsClient: tlsClient}
 }
 
 // TestExampleEndToEnd runs the example as `make run` does — the three demo
@@ -136,8 +162,13 @@ func TestExampleEndToEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
 			req.Host = tc.host
+			c := client
+			if tc.host == "api.example.com" { // served over HTTPS
+				req, _ = http.NewRequest(tc.method, ex.tlsBase+tc.path, strings.NewReader(tc.body))
+				c = ex.tlsClient
+			}
 			authorize(req, token, "table")
-			resp, err := client.Do(req)
+			resp, err := c.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,6 +200,33 @@ func TestExampleEndToEnd(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("api.example.com: HTTPS with TLS 1.3 and h2; plain HTTP redirected", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ex.tlsBase+"/api/v1/users/7", nil)
+		authorize(req, token, "tls")
+		resp, err := ex.tlsClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || resp.TLS.Version != tls.VersionTLS13 {
+			t.Fatalf("%d %s TLS %x", resp.StatusCode, resp.Proto, resp.TLS.Version)
+		}
+		if v := resp.Header.Get("Strict-Transport-Security"); v == "" {
+			t.Error("no HSTS on an HTTPS response")
+		}
+		req, _ = http.NewRequest("GET", base+"/api/v1/users/7?x=1", nil)
+		req.Host = "api.example.com"
+		noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err = noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := ex.tlsBase + "/api/v1/users/7?x=1"; resp.StatusCode != 301 || resp.Header.Get("Location") != want {
+			t.Fatalf("%d %q, want 301 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	})
 
 	t.Run("server-sent events stream through", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", base+"/api/v1/users/sse?n=3", nil)

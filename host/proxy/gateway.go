@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/tlsconf"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -34,6 +35,11 @@ type Options struct {
 	Resolver upstream.Resolver
 	// Policies builds the ProxyPolicies (nil: no policy is active).
 	Policies PolicyBuilder
+	// SecretsDir holds the TLS secrets of HTTPS listeners:
+	// <SecretsDir>/<namespace>/<name>/tls.crt and tls.key.
+	SecretsDir string
+	// TLS tunes how certificates are watched and OCSP-stapled.
+	TLS TLSOptions
 }
 
 // Gateway owns the listeners and the current generation of routing state.
@@ -53,6 +59,7 @@ type Gateway struct {
 	// What generations share by fingerprint (see kept).
 	keptBackends kept[*upstream.Backend]
 	keptPolicies kept[Policy]
+	keptCerts    kept[*tlsconf.Cert] // by secret directory
 	// epochs counts the forced rebuilds of each policy (ApplyOptions.Rebuild):
 	// part of its key, so a rebuilt plugin is not the kept one.
 	epochs map[string]int
@@ -85,6 +92,7 @@ type state struct {
 	// The keys of the kept backends and policies this generation holds a
 	// reference to, released when it closes.
 	heldBackends, heldPolicies []string
+	heldCerts                  []string
 	// What the build reused from the previous generations.
 	keptB, keptP int
 
@@ -99,6 +107,7 @@ type portRouter struct {
 	key    string
 	hosts  *hostRouter
 	limits configs.ClientLimits
+	tls    *tlsconf.SNI // nil for plain HTTP
 }
 
 // acquire returns the current state with a reference taken, or nil after
@@ -139,6 +148,9 @@ func (st *state) close() {
 	}
 	for _, k := range st.heldBackends {
 		st.g.keptBackends.put(k)
+	}
+	for _, k := range st.heldCerts {
+		st.g.keptCerts.put(k)
 	}
 	close(st.drained)
 }
@@ -396,13 +408,24 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 
 	byPort := map[string][]*listenerRoutes{}
 	limits := map[string]configs.ClientLimits{}
+	snis := map[string]*tlsconf.SNI{}
 	for _, gw := range snap.Gateways {
 		for i := range gw.Spec.Listeners {
 			l := &gw.Spec.Listeners[i]
 			if !listenerActive(l) {
 				continue
 			}
-			lr := &listenerRoutes{listener: l, gateway: gw}
+			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l)}
+			if l.Protocol == "HTTPS" {
+				sni := snis[bindKey(l)]
+				if sni == nil {
+					sni = &tlsconf.SNI{}
+					snis[bindKey(l)] = sni
+				}
+				if err := g.loadListenerTLS(st, gw, l, sni); err != nil {
+					return st, err
+				}
+			}
 			for _, rt := range snap.Routes {
 				if !attaches(rt, gw, l) {
 					continue
@@ -427,14 +450,13 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		}
 	}
 	for key, ls := range byPort {
-		st.ports[key] = &portRouter{key: key, hosts: buildHostRouter(ls), limits: limits[key]}
+		st.ports[key] = &portRouter{key: key, hosts: buildHostRouter(ls), limits: limits[key], tls: snis[key]}
 	}
 	return st, nil
 }
 
-// listenerActive reports whether this build serves the listener; HTTPS
-// listeners arrive with TLS support and are reported by Inactive.
-func listenerActive(l *configs.Listener) bool { return l.Protocol == "HTTP" }
+// listenerActive reports whether this build serves the listener.
+func listenerActive(l *configs.Listener) bool { return l.Protocol == "HTTP" || l.Protocol == "HTTPS" }
 
 // attaches reports whether a route attaches to a gateway's listener:
 // through a parentRef naming the gateway (and the listener, if it names

@@ -86,6 +86,9 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		writeError(w, http.StatusNotFound, "no listener for host", id)
 		return
 	}
+	if table.redirect != nil && r.TLS == nil && serveSchemeRedirect(w, r, table.redirect, id) {
+		return
+	}
 	m := table.best(r, r.URL.Path)
 	if m == nil {
 		writeError(w, http.StatusNotFound, "no route", id)

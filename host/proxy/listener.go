@@ -88,6 +88,7 @@ func (g *Gateway) newFeed(s *server, lim limits) *feed {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
+	protos.SetHTTP2(true) // over TLS, by ALPN
 	f := &feed{
 		addr:   s.ln.Addr(),
 		conns:  make(chan net.Conn),
@@ -145,6 +146,7 @@ func (g *Gateway) accept(s *server) {
 			continue
 		}
 		delay = 0
+		c = g.wrapConn(s.key, c)
 	hand:
 		for {
 			f := s.cur.Load()

@@ -160,6 +160,8 @@ type routeTable struct {
 	regex   []*matchEntry // by rank
 	maxBody int64         // the listener's maxRequestBodySize, 0 = none
 	trusted trustedNets   // the gateway's trusted proxies
+
+	redirect *schemeRedirect // plain HTTP sent elsewhere, before routing (nil: none)
 }
 
 // best returns the winning match for r, or nil.
@@ -309,6 +311,7 @@ type listenerRoutes struct {
 	listener *configs.Listener
 	gateway  *configs.Gateway
 	routes   []attachedRoute
+	redirect *schemeRedirect
 }
 
 // buildHostRouter builds the router of one port from its listeners.
@@ -405,6 +408,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 		maxBody: sel.listener.MaxRequestBodySize.B(0),
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
 	}
+	t.redirect = sel.redirect
 	for i, e := range entries {
 		e.rank = i
 		switch e.kind {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
@@ -40,18 +39,6 @@ func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 		name := key(gw.Metadata)
 		if gw.Spec.VIPRef != "" {
 			add(configs.KindGateway, name, "spec.vipRef", "binding to a ProxyVIP is not active yet")
-		}
-		for i, l := range gw.Spec.Listeners {
-			f := fmt.Sprintf("spec.listeners[%d]", i)
-			if l.Protocol == "HTTPS" {
-				add(configs.KindGateway, name, f, "HTTPS listener "+strconv.Quote(l.Name)+" is not active yet (TLS arrives with the edge work); it is not bound")
-			}
-			if l.SSLRedirect {
-				add(configs.KindGateway, name, f+".sslRedirect", "not active yet")
-			}
-		}
-		if r := gw.Spec.RedirectScheme; r != nil && r.Enabled {
-			add(configs.KindGateway, name, "spec.redirectScheme", "not active yet")
 		}
 		if c := gw.Spec.Compression; c != nil && c.Enabled {
 			add(configs.KindGateway, name, "spec.compression", "not active yet")
