@@ -9,9 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/novaedge/novaedge/configs"
 	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
@@ -194,6 +198,47 @@ func TestExampleEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("compression: gzip or br, as the client weighs them", func(t *testing.T) {
+		raw := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+		pad := strings.Repeat("padding-", 300) // the echo passes minSize (1024)
+		for _, tc := range []struct{ accept, want string }{
+			{"gzip, br", "gzip"}, // a tie: the configured order
+			{"gzip;q=0.5, br", "br"},
+			{"identity", ""},
+		} {
+			req, _ := http.NewRequest("GET", base+"/api/v1/users/42", nil)
+			req.Host = "localhost"
+			authorize(req, token, "compress")
+			req.Header.Set("X-Pad", pad)
+			req.Header.Set("Accept-Encoding", tc.accept)
+			resp, err := raw.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r io.Reader = resp.Body
+			switch ce := resp.Header.Get("Content-Encoding"); {
+			case ce != tc.want:
+				t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", tc.accept, ce, tc.want)
+			case ce == "gzip":
+				r, err = gzip.NewReader(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+			case ce == "br":
+				r = brotli.NewReader(r)
+			}
+			var got echo
+			err = json.NewDecoder(r).Decode(&got)
+			resp.Body.Close()
+			if err != nil || got.Headers["X-Pad"] != pad {
+				t.Errorf("Accept-Encoding %q: echo not decoded (%v)", tc.accept, err)
+			}
+			if vary := resp.Header.Values("Vary"); !slices.Contains(vary, "Accept-Encoding") {
+				t.Errorf("Vary %q", vary)
+			}
+		}
+	})
+
 	do := func(t *testing.T, req *http.Request) (*http.Response, string) {
 		t.Helper()
 		resp, err := client.Do(req)
@@ -302,7 +347,10 @@ func TestExampleEndToEnd(t *testing.T) {
 				t.Errorf("not-active list has %s: %s", no, inactive)
 			}
 		}
-		for _, want := range []string{"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog"} {
+		if strings.Contains(inactive, "spec.compression") {
+			t.Errorf("compression is active, yet listed: %s", inactive)
+		}
+		for _, want := range []string{"spec.cache", "spec.tracing", "spec.accessLog"} {
 			if !strings.Contains(inactive, want) {
 				t.Errorf("not-active list lacks %s: %s", want, inactive)
 			}

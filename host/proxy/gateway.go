@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/compress"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -397,12 +398,16 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 	byPort := map[string][]*listenerRoutes{}
 	limits := map[string]configs.ClientLimits{}
 	for _, gw := range snap.Gateways {
+		cz, err := compress.New(gw.Spec.Compression)
+		if err != nil {
+			return st, fmt.Errorf("gateway %s: compression: %w", key(gw.Metadata), err)
+		}
 		for i := range gw.Spec.Listeners {
 			l := &gw.Spec.Listeners[i]
 			if !listenerActive(l) {
 				continue
 			}
-			lr := &listenerRoutes{listener: l, gateway: gw}
+			lr := &listenerRoutes{listener: l, gateway: gw, compress: cz}
 			for _, rt := range snap.Routes {
 				if !attaches(rt, gw, l) {
 					continue

@@ -86,6 +86,12 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		writeError(w, http.StatusNotFound, "no listener for host", id)
 		return
 	}
+	if table.compress != nil {
+		// Outermost: what goes to the client, after the policies.
+		cw := table.compress.Wrap(w, r)
+		defer cw.Close()
+		w = cw
+	}
 	m := table.best(r, r.URL.Path)
 	if m == nil {
 		writeError(w, http.StatusNotFound, "no route", id)

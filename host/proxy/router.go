@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/compress"
 )
 
 // Route precedence
@@ -160,6 +161,8 @@ type routeTable struct {
 	regex   []*matchEntry // by rank
 	maxBody int64         // the listener's maxRequestBodySize, 0 = none
 	trusted trustedNets   // the gateway's trusted proxies
+	// compress is the gateway's response compression, or nil.
+	compress *compress.Config
 }
 
 // best returns the winning match for r, or nil.
@@ -309,6 +312,7 @@ type listenerRoutes struct {
 	listener *configs.Listener
 	gateway  *configs.Gateway
 	routes   []attachedRoute
+	compress *compress.Config // the gateway's, or nil
 }
 
 // buildHostRouter builds the router of one port from its listeners.
@@ -405,6 +409,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 		maxBody: sel.listener.MaxRequestBodySize.B(0),
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
 	}
+	t.compress = sel.compress
 	for i, e := range entries {
 		e.rank = i
 		switch e.kind {

@@ -53,9 +53,6 @@ func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 		if r := gw.Spec.RedirectScheme; r != nil && r.Enabled {
 			add(configs.KindGateway, name, "spec.redirectScheme", "not active yet")
 		}
-		if c := gw.Spec.Compression; c != nil && c.Enabled {
-			add(configs.KindGateway, name, "spec.compression", "not active yet")
-		}
 		if c := gw.Spec.Cache; c != nil && c.Enabled {
 			add(configs.KindGateway, name, "spec.cache", "not active yet")
 		}
