@@ -168,15 +168,7 @@ func validParamValue(v string) bool {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		return true
 	}
-	if v == "" {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if !isTokenChar(v[i]) {
-			return false
-		}
-	}
-	return true
+	return isToken(v)
 }
 
 func trimOWS(s string) string {

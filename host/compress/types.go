@@ -17,6 +17,9 @@ func Compressible(contentType string) bool {
 		return false
 	}
 	major, minor := mt[:slash], mt[slash+1:]
+	if !isToken(major) || !isToken(minor) {
+		return false // not a media type
+	}
 	switch {
 	case equalFold(major, "text"):
 		return true
@@ -52,4 +55,13 @@ var compressibleApplication = []string{
 
 func hasSuffixFold(s, lowerSuffix string) bool {
 	return len(s) > len(lowerSuffix) && equalFold(s[len(s)-len(lowerSuffix):], lowerSuffix)
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -88,6 +88,11 @@ func compressionBackend(t *testing.T, sse chan struct{}) *backend {
 		case "/range":
 			http.ServeContent(w, r, "data.json", time.Time{}, bytes.NewReader(body))
 			return
+		case "/trailers":
+			h.Set("Trailer", "X-Checksum")
+			w.Write(body)
+			h.Set("X-Checksum", "c-"+strconv.Itoa(len(body)))
+			return
 		case "/empty":
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -270,6 +275,18 @@ func TestCompressionEndToEnd(t *testing.T) {
 		resp = rawDo(t, "GET", base+"/weak", "Accept-Encoding", "gzip")
 		if et := resp.Header.Get("Etag"); et != `W/"v1"` {
 			t.Errorf("weak ETag became %q", et)
+		}
+	})
+	t.Run("trailers follow a compressed body", func(t *testing.T) {
+		resp := rawDo(t, "GET", base+"/trailers", "Accept-Encoding", "zstd")
+		if ce := resp.Header.Get("Content-Encoding"); ce != "zstd" {
+			t.Fatalf("Content-Encoding %q", ce)
+		}
+		if got := decodeBody(t, "zstd", resp.Body); !bytes.Equal(got, jsonOf(4000)) {
+			t.Errorf("body: %d bytes", len(got))
+		}
+		if tr := resp.Trailer.Get("X-Checksum"); tr != "c-4000" {
+			t.Errorf("trailer X-Checksum %q", tr)
 		}
 	})
 	t.Run("a gateway error is below minSize", func(t *testing.T) {
