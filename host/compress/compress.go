@@ -39,6 +39,10 @@
 // not), and each Flush flushes the encoder, so a stream (Server-Sent
 // Events) still arrives event by event.
 //
+// The client's Accept-Encoding still reaches the backend: a body the
+// backend encodes itself passes untouched (and response policies see it
+// encoded).
+//
 // # Levels
 //
 // spec.compression.level (1–11) serves every algorithm:
@@ -48,6 +52,11 @@
 //	zstd  the zstd level mapped as klauspost/compress does
 //	      (EncoderLevelFromZstd): 1–2 fastest, 3–5 default,
 //	      6–9 better, 10–11 best
+//
+// BenchmarkCompress prints the speed and ratio of each on 100 KB of
+// JSON: at the default 6, gzip and zstd encode at ~200 MB/s per core
+// (ratios 5.4 and 5.8), br at 20–45 MB/s (6.0); br 10–11 falls below
+// 1 MB/s and suits only static content.
 //
 // Encoders are pooled per algorithm and level across requests and
 // configuration changes; zstd uses a 1 MiB window (HTTP clients accept at
