@@ -12,9 +12,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/novaedge/novaedge/configs"
 	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
@@ -252,6 +257,47 @@ func TestExampleEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("compression: gzip or br, as the client weighs them", func(t *testing.T) {
+		raw := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+		pad := strings.Repeat("padding-", 300) // the echo passes minSize (1024)
+		for _, tc := range []struct{ accept, want string }{
+			{"gzip, br", "gzip"}, // a tie: the configured order
+			{"gzip;q=0.5, br", "br"},
+			{"identity", ""},
+		} {
+			req, _ := http.NewRequest("GET", base+"/api/v1/users/42", nil)
+			req.Host = "localhost"
+			authorize(req, token, "compress")
+			req.Header.Set("X-Pad", pad)
+			req.Header.Set("Accept-Encoding", tc.accept)
+			resp, err := raw.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r io.Reader = resp.Body
+			switch ce := resp.Header.Get("Content-Encoding"); {
+			case ce != tc.want:
+				t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", tc.accept, ce, tc.want)
+			case ce == "gzip":
+				r, err = gzip.NewReader(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+			case ce == "br":
+				r = brotli.NewReader(r)
+			}
+			var got echo
+			err = json.NewDecoder(r).Decode(&got)
+			resp.Body.Close()
+			if err != nil || got.Headers["X-Pad"] != pad {
+				t.Errorf("Accept-Encoding %q: echo not decoded (%v)", tc.accept, err)
+			}
+			if vary := resp.Header.Values("Vary"); !slices.Contains(vary, "Accept-Encoding") {
+				t.Errorf("Vary %q", vary)
+			}
+		}
+	})
+
 	do := func(t *testing.T, req *http.Request) (*http.Response, string) {
 		t.Helper()
 		resp, err := client.Do(req)
@@ -320,23 +366,56 @@ func TestExampleEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("RateLimit: past the burst, 429 with Retry-After", func(t *testing.T) {
-		for i := 0; i < 5000; i++ {
-			req, _ := http.NewRequest("GET", base+"/api/v1/products", nil)
-			authorize(req, token, "burst")
-			resp, body := do(t, req)
-			if resp.StatusCode == 200 {
-				continue
-			}
-			if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Ratelimit-Remaining") != "0" ||
-				!strings.Contains(body, `"status":429`) {
-				t.Fatalf("request %d: %d %v %s", i, resp.StatusCode, resp.Header, body)
-			}
-			if i < 200 {
-				t.Fatalf("429 after %d requests, before the burst of 200", i)
-			}
-			return
+		// Eight clients at full speed, so that the bucket (burst 200,
+		// 100/s) empties even on a slow machine; up to 5000 requests.
+		var mu sync.Mutex
+		var admitted, sent int
+		var first429 *http.Response
+		var body429 string
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					mu.Lock()
+					stop := first429 != nil || sent >= 5000
+					sent++
+					mu.Unlock()
+					if stop {
+						return
+					}
+					req, _ := http.NewRequest("GET", base+"/api/v1/products", nil)
+					authorize(req, token, "burst")
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					mu.Lock()
+					switch {
+					case resp.StatusCode == 200:
+						admitted++
+					case first429 == nil:
+						first429, body429 = resp, string(b)
+					}
+					mu.Unlock()
+				}
+			}()
 		}
-		t.Fatal("no 429 in 5000 requests at full speed")
+		wg.Wait()
+		resp := first429
+		switch {
+		case resp == nil:
+			t.Fatalf("no 429 in %d requests at full speed", sent)
+		case resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Ratelimit-Remaining") != "0" ||
+			!strings.Contains(body429, `"status":429`):
+			t.Fatalf("after %d admitted: %d %v %s", admitted, resp.StatusCode, resp.Header, body429)
+		case admitted < 200:
+			t.Fatalf("429 after %d admitted requests, before the burst of 200", admitted)
+		}
 	})
 
 	t.Run("status reports the reference", func(t *testing.T) {
@@ -360,7 +439,10 @@ func TestExampleEndToEnd(t *testing.T) {
 				t.Errorf("not-active list has %s: %s", no, inactive)
 			}
 		}
-		for _, want := range []string{"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog"} {
+		if strings.Contains(inactive, "spec.compression") {
+			t.Errorf("compression is active, yet listed: %s", inactive)
+		}
+		for _, want := range []string{"spec.cache", "spec.tracing", "spec.accessLog"} {
 			if !strings.Contains(inactive, want) {
 				t.Errorf("not-active list lacks %s: %s", want, inactive)
 			}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/novaedge/novaedge/host/compress"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -211,6 +212,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		if copyErr != nil {
 			// The status line is gone; the only honest signal left to the
 			// client is a broken stream.
+			compress.Abort(w)
 			panic(http.ErrAbortHandler)
 		}
 		return

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/compress"
 	"github.com/novaedge/novaedge/host/tlsconf"
 	"github.com/novaedge/novaedge/host/upstream"
 )
@@ -410,12 +411,16 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 	limits := map[string]configs.ClientLimits{}
 	snis := map[string]*tlsconf.SNI{}
 	for _, gw := range snap.Gateways {
+		cz, err := compress.New(gw.Spec.Compression)
+		if err != nil {
+			return st, fmt.Errorf("gateway %s: compression: %w", key(gw.Metadata), err)
+		}
 		for i := range gw.Spec.Listeners {
 			l := &gw.Spec.Listeners[i]
 			if !listenerActive(l) {
 				continue
 			}
-			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l)}
+			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l), compress: cz}
 			if l.Protocol == "HTTPS" {
 				sni := snis[bindKey(l)]
 				if sni == nil {

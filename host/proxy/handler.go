@@ -89,6 +89,12 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	if table.redirect != nil && r.TLS == nil && serveSchemeRedirect(w, r, table.redirect, id) {
 		return
 	}
+	if table.compress != nil {
+		// Outermost: what goes to the client, after the policies.
+		cw := table.compress.Wrap(w, r)
+		defer cw.Close()
+		w = cw
+	}
 	m := table.best(r, r.URL.Path)
 	if m == nil {
 		writeError(w, http.StatusNotFound, "no route", id)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/compress"
 )
 
 // Route precedence
@@ -162,6 +163,8 @@ type routeTable struct {
 	trusted trustedNets   // the gateway's trusted proxies
 
 	redirect *schemeRedirect // plain HTTP sent elsewhere, before routing (nil: none)
+	// compress is the gateway's response compression, or nil.
+	compress *compress.Config
 }
 
 // best returns the winning match for r, or nil.
@@ -312,6 +315,7 @@ type listenerRoutes struct {
 	gateway  *configs.Gateway
 	routes   []attachedRoute
 	redirect *schemeRedirect
+	compress *compress.Config // the gateway's, or nil
 }
 
 // buildHostRouter builds the router of one port from its listeners.
@@ -409,6 +413,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
 	}
 	t.redirect = sel.redirect
+	t.compress = sel.compress
 	for i, e := range entries {
 		e.rank = i
 		switch e.kind {
