@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/cache"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -53,6 +54,7 @@ type Gateway struct {
 	// What generations share by fingerprint (see kept).
 	keptBackends kept[*upstream.Backend]
 	keptPolicies kept[Policy]
+	keptCaches   kept[*cache.Cache] // by gateway and cache settings (cache.go)
 	// epochs counts the forced rebuilds of each policy (ApplyOptions.Rebuild):
 	// part of its key, so a rebuilt plugin is not the kept one.
 	epochs map[string]int
@@ -85,6 +87,7 @@ type state struct {
 	// The keys of the kept backends and policies this generation holds a
 	// reference to, released when it closes.
 	heldBackends, heldPolicies []string
+	heldCaches                 []string
 	// What the build reused from the previous generations.
 	keptB, keptP int
 
@@ -140,6 +143,7 @@ func (st *state) close() {
 	for _, k := range st.heldBackends {
 		st.g.keptBackends.put(k)
 	}
+	st.releaseCaches()
 	close(st.drained)
 }
 
@@ -391,18 +395,23 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		if err != nil {
 			return st, err
 		}
+		setCacheScopes(rt, rs)
 		rules[rt] = rs
 	}
 
 	byPort := map[string][]*listenerRoutes{}
 	limits := map[string]configs.ClientLimits{}
 	for _, gw := range snap.Gateways {
+		gc, err := g.cacheFor(st, gw)
+		if err != nil {
+			return st, err
+		}
 		for i := range gw.Spec.Listeners {
 			l := &gw.Spec.Listeners[i]
 			if !listenerActive(l) {
 				continue
 			}
-			lr := &listenerRoutes{listener: l, gateway: gw}
+			lr := &listenerRoutes{listener: l, gateway: gw, cache: gc}
 			for _, rt := range snap.Routes {
 				if !attaches(rt, gw, l) {
 					continue

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/cache"
 )
 
 // Route precedence
@@ -160,6 +161,7 @@ type routeTable struct {
 	regex   []*matchEntry // by rank
 	maxBody int64         // the listener's maxRequestBodySize, 0 = none
 	trusted trustedNets   // the gateway's trusted proxies
+	cache   *cache.Cache  // the gateway's response cache, or nil
 }
 
 // best returns the winning match for r, or nil.
@@ -309,6 +311,7 @@ type listenerRoutes struct {
 	listener *configs.Listener
 	gateway  *configs.Gateway
 	routes   []attachedRoute
+	cache    *cache.Cache // the gateway's response cache, or nil
 }
 
 // buildHostRouter builds the router of one port from its listeners.
@@ -404,6 +407,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 	t := &routeTable{
 		maxBody: sel.listener.MaxRequestBodySize.B(0),
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
+		cache:   sel.cache,
 	}
 	for i, e := range entries {
 		e.rank = i

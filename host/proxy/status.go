@@ -56,9 +56,6 @@ func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 		if c := gw.Spec.Compression; c != nil && c.Enabled {
 			add(configs.KindGateway, name, "spec.compression", "not active yet")
 		}
-		if c := gw.Spec.Cache; c != nil && c.Enabled {
-			add(configs.KindGateway, name, "spec.cache", "not active yet")
-		}
 		if t := gw.Spec.Tracing; t != nil && t.Enabled {
 			add(configs.KindGateway, name, "spec.tracing", "not active yet")
 		}
