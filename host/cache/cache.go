@@ -43,7 +43,7 @@ type Cache struct {
 	storeMu sync.Mutex // one store at a time: see set
 
 	mu      sync.Mutex
-	index   map[string]map[string]*Entry // primary key → key → entry held by rc
+	index   map[string]map[string]*Entry // public key → key → entry held by rc
 	flights map[string]*Flight
 }
 
@@ -248,10 +248,10 @@ func (c *Cache) put(e *Entry, cost int64, ttl time.Duration) {
 		return
 	}
 	c.mu.Lock()
-	m := c.index[e.primary]
+	m := c.index[e.public]
 	if m == nil {
 		m = map[string]*Entry{}
-		c.index[e.primary] = m
+		c.index[e.public] = m
 	}
 	m[e.key] = e
 	c.mu.Unlock()
@@ -268,13 +268,13 @@ func (c *Cache) forget(e *Entry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.index[e.primary]
+	m := c.index[e.public]
 	if m[e.key] != e {
 		return // replaced
 	}
 	delete(m, e.key)
 	if len(m) == 0 {
-		delete(c.index, e.primary)
+		delete(c.index, e.public)
 	}
 }
 
@@ -288,11 +288,12 @@ func headerSize(h http.Header) int64 {
 	return n
 }
 
-// Invalidate removes what is stored under a primary key, every variant
-// included (after an unsafe request to its URI, RFC 9111 §4.4).
-func (c *Cache) Invalidate(primary string) {
+// Invalidate removes what is stored for a public key ("host/path?query"),
+// whatever its scope, every variant included (after an unsafe request to
+// its URI, RFC 9111 §4.4).
+func (c *Cache) Invalidate(public string) {
 	c.mu.Lock()
-	m := c.index[primary]
+	m := c.index[public]
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -105,7 +105,12 @@ func TestVary(t *testing.T) {
 	if n := c.Len(); n != 2 {
 		t.Errorf("Len %d, want 2 variants", n)
 	}
-	c.Invalidate(k)
+	other, _ := Key("another route", "h", "/v", "")
+	c.Store(other, pub, response(nil, nil, "other"))
+	c.Invalidate(pub)
+	if c.Lookup(other, nil) != nil {
+		t.Error("Invalidate left the entry of another scope")
+	}
 	if c.Lookup(k, en) != nil || c.Lookup(k, fr) != nil || c.Len() != 0 {
 		t.Error("Invalidate left variants")
 	}

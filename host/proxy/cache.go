@@ -137,7 +137,7 @@ type cacheCapture struct {
 	c      *cache.Cache
 	xcache string
 	store  bool // a GET miss: capture the response to store it
-	// invalidate is the primary key an unsafe request removes on success.
+	// invalidate is the public key an unsafe request removes on success.
 	invalidate  string
 	reqHeader   http.Header // the client's, before forward edits it
 	requestTime time.Time
@@ -229,7 +229,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		cc.invalidate = primary
+		cc.invalidate = public
 		fallthrough
 	default:
 		st.forward(w, r, ctx, fr)
