@@ -63,6 +63,9 @@ type Entry struct {
 	responseTime time.Time
 	initialAge   time.Duration
 	Lifetime     time.Duration
+	// StaleWindow is how long past Lifetime the entry may be served while
+	// it is refreshed (stale-while-revalidate).
+	StaleWindow time.Duration
 }
 
 // Age is the entry's current age (RFC 9111 §4.2.3).
@@ -201,8 +204,9 @@ func (c *Cache) Store(primary, public string, r *Response) (*Entry, string) {
 		responseTime: r.ResponseTime,
 		initialAge:   InitialAge(r.Header, r.RequestTime, r.ResponseTime),
 		Lifetime:     life,
+		StaleWindow:  c.cfg.StaleWindow(r.Header),
 	}
-	ttl := life - e.Age(c.cfg.Now())
+	ttl := life + e.StaleWindow - e.Age(c.cfg.Now())
 	if ttl <= 0 {
 		return nil, reasonExpired
 	}
@@ -388,6 +392,19 @@ func (f *Flight) Wait(ctx context.Context) (*Entry, bool) {
 	case <-ctx.Done():
 		return nil, false
 	}
+}
+
+// Lead makes the caller the leader of a flight for a primary key if none
+// is under way (a background refresh: nobody waits for it).
+func (c *Cache) Lead(primary string) (*Flight, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.flights[primary] != nil {
+		return nil, false
+	}
+	f := &Flight{done: make(chan struct{})}
+	c.flights[primary] = f
+	return f, true
 }
 
 // Waiting is how many followers joined the flight under way for a

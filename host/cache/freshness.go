@@ -32,12 +32,16 @@ import (
 // less Date) and the upstream's Age plus the time the upstream took,
 // plus the time the entry has been in the cache.
 //
-// Reuse: only while fresh (the cache never serves stale, so
-// must-revalidate and proxy-revalidate change nothing else); a request's
-// max-age caps the age it accepts, its min-fresh asks for that much
-// freshness left, and its no-cache (or max-age=0, or Pragma: no-cache
-// without Cache-Control) sends it upstream, the answer replacing the
-// entry.
+// Reuse: while fresh; a request's max-age caps the age it accepts, its
+// min-fresh asks for that much freshness left, and its no-cache (or
+// max-age=0, or Pragma: no-cache without Cache-Control) sends it upstream,
+// the answer replacing the entry. Stale, only within the response's
+// stale-while-revalidate window (not with must-revalidate,
+// proxy-revalidate or s-maxage), to a request without max-age, min-fresh
+// or no-cache, while one background request refreshes the entry
+// (StaleWindow, StaleFits). The cache does not revalidate with
+// conditional requests: an entry that may not be served goes, and the
+// next response replaces it.
 
 // cacheableStatus are the statuses stored without explicit freshness too
 // (heuristically cacheable, RFC 9110 §15.1), less 206.
@@ -164,6 +168,37 @@ func Fits(req http.Header, age, lifetime time.Duration) bool {
 		return false // max-age=0: the client wants a response from the origin
 	}
 	if cc.MinFresh >= 0 && lifetime-age < time.Duration(cc.MinFresh)*time.Second {
+		return false
+	}
+	return true
+}
+
+// StaleWindow is how long past its freshness a response may be served
+// while the cache refreshes it in the background (stale-while-revalidate,
+// RFC 5861), capped by p.MaxTTL; 0 when it must not be served stale
+// (must-revalidate, proxy-revalidate and s-maxage forbid it, RFC 9111
+// §4.2.4).
+func (p Policy) StaleWindow(resp http.Header) time.Duration {
+	cc := ParseCacheControl(resp["Cache-Control"])
+	if cc.StaleWhileRevalidate <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 {
+		return 0
+	}
+	d := time.Duration(cc.StaleWhileRevalidate) * time.Second
+	if p.MaxTTL > 0 && d > p.MaxTTL {
+		d = p.MaxTTL
+	}
+	return d
+}
+
+// StaleFits tells whether a stale entry of this age may answer a request
+// while it is refreshed: within its stale window, and the request asks
+// for nothing fresher (no no-cache, max-age or min-fresh).
+func StaleFits(req http.Header, age, lifetime, window time.Duration) bool {
+	if age < lifetime || age >= lifetime+window {
+		return false
+	}
+	cc := ParseCacheControl(req["Cache-Control"])
+	if cc.NoCache || cc.MaxAge >= 0 || cc.MinFresh >= 0 || (len(req["Cache-Control"]) == 0 && pragmaNoCache(req)) {
 		return false
 	}
 	return true

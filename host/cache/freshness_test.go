@@ -222,3 +222,47 @@ func TestParseETags(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	p := Policy{DefaultTTL: time.Minute, MaxTTL: time.Hour}
+	for _, tc := range []struct {
+		name string
+		resp http.Header
+		want time.Duration
+	}{
+		{"none", hdr("Cache-Control", "max-age=10"), 0},
+		{"window", hdr("Cache-Control", "max-age=10, stale-while-revalidate=30"), 30 * time.Second},
+		{"capped by maxTTL", hdr("Cache-Control", "stale-while-revalidate=86400"), time.Hour},
+		{"must-revalidate forbids", hdr("Cache-Control", "max-age=10, stale-while-revalidate=30, must-revalidate"), 0},
+		{"proxy-revalidate forbids", hdr("Cache-Control", "stale-while-revalidate=30, proxy-revalidate"), 0},
+		{"s-maxage forbids", hdr("Cache-Control", "s-maxage=10, stale-while-revalidate=30"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.StaleWindow(tc.resp); got != tc.want {
+				t.Errorf("window %s, want %s", got, tc.want)
+			}
+		})
+	}
+	life, window := 10*time.Second, 30*time.Second
+	for _, tc := range []struct {
+		name string
+		req  http.Header
+		age  time.Duration
+		want bool
+	}{
+		{"fresh is not stale", hdr(), 5 * time.Second, false},
+		{"in the window", hdr(), 20 * time.Second, true},
+		{"past the window", hdr(), 40 * time.Second, false},
+		{"request max-age", hdr("Cache-Control", "max-age=600"), 20 * time.Second, false},
+		{"request min-fresh", hdr("Cache-Control", "min-fresh=1"), 20 * time.Second, false},
+		{"request no-cache", hdr("Cache-Control", "no-cache"), 20 * time.Second, false},
+		{"request Pragma: no-cache", hdr("Pragma", "no-cache"), 20 * time.Second, false},
+		{"request max-stale is fine", hdr("Cache-Control", "max-stale=5"), 20 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StaleFits(tc.req, tc.age, life, window); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -36,6 +36,8 @@ import (
 // stored 200 satisfies is answered 304. A successful unsafe request
 // (POST, PUT, PATCH, DELETE) removes what is stored for its URI.
 // Request Cache-Control only-if-cached with nothing fresh stored gets 504.
+// A stale entry within its stale-while-revalidate window is served (HIT,
+// its Age past its freshness) while one background request refreshes it.
 //
 // Concurrent misses of one key make one upstream request: the first goes
 // upstream, the others wait for it and are served its response if it was
@@ -240,7 +242,14 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 		return
 	}
 	if e := c.Lookup(primary, r.Header); e != nil {
-		if now := c.Now(); cache.Fits(r.Header, e.Age(now), e.Lifetime) {
+		now := c.Now()
+		age := e.Age(now)
+		if cache.Fits(r.Header, age, e.Lifetime) {
+			st.serveEntry(w, r, fr, e, now)
+			return
+		}
+		if cache.StaleFits(r.Header, age, e.Lifetime, e.StaleWindow) {
+			st.refresh(r, fr, c, primary, public)
 			st.serveEntry(w, r, fr, e, now)
 			return
 		}
@@ -277,6 +286,49 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	st.forward(w, r, ctx, fr)
 	stored = cc.commit(primary, public)
 }
+
+// refresh fetches a stale entry's replacement in the background
+// (stale-while-revalidate), unless a request for the key is already
+// upstream. The refresh is the client's request without its policies'
+// response side, bounded by the rule's timeout (or drainGrace); it holds
+// a reference to the generation, which therefore waits for it to end.
+func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, primary, public string) {
+	f, ok := c.Lead(primary)
+	if !ok {
+		return
+	}
+	st.refs.Add(1) // the request holds one: the generation is alive
+	out := r.Clone(context.Background())
+	out.Body, out.ContentLength = http.NoBody, 0
+	cc := &cacheCapture{c: c, xcache: cacheMiss, store: true, reqHeader: out.Header.Clone(), requestTime: c.Now()}
+	bfr := *fr
+	bfr.chain, bfr.capture = nil, cc
+	timeout := fr.rule.timeout
+	if timeout <= 0 {
+		timeout = drainGrace
+	}
+	go func() {
+		defer st.release()
+		var stored *cache.Entry
+		defer func() { c.Finish(primary, f, stored) }()
+		defer func() {
+			if p := recover(); p != nil && p != http.ErrAbortHandler {
+				panic(p)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		st.forward(discardWriter{h: http.Header{}}, out, ctx, &bfr)
+		stored = cc.commit(primary, public)
+	}()
+}
+
+// discardWriter is the ResponseWriter of a background refresh.
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d discardWriter) WriteHeader(int)             {}
 
 // notModifiedFields are the stored fields a 304 carries (RFC 9110 §15.4.5).
 var notModifiedFields = []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Last-Modified", "Vary"}

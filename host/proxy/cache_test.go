@@ -42,6 +42,12 @@ func newCacheBackend(t testing.TB) *cacheBackend {
 			h.Set("Age", "30")
 		case "/default", "/head", "/purge/a", "/purge/b", "/other/c", "/reqcc", "/post", "/policy":
 			// no freshness information: defaultTTL
+		case "/swr":
+			h.Set("Cache-Control", "max-age=10, stale-while-revalidate=60")
+			h.Set("Age", "20") // stale on arrival, within its stale window
+		case "/swr-mr":
+			h.Set("Cache-Control", "max-age=10, stale-while-revalidate=60, must-revalidate")
+			h.Set("Age", "20")
 		case "/nostore":
 			h.Set("Cache-Control", "no-store")
 		case "/private":
@@ -194,6 +200,7 @@ func TestCache(t *testing.T) {
 		{"Vary: *", "/varystar", nil},
 		{"status 500", "/status500", nil},
 		{"larger than maxEntrySize", "/big", nil},
+		{"stale, must-revalidate", "/swr-mr", nil},
 		{"larger than maxEntrySize, chunked", "/bigchunked", nil},
 	} {
 		t.Run("not stored: "+tc.name, func(t *testing.T) {
@@ -300,6 +307,38 @@ func TestCache(t *testing.T) {
 		want(t, resp, body, 200, "MISS", "/post #3")
 	})
 
+	t.Run("stale-while-revalidate", func(t *testing.T) {
+		resp, body := cacheGet(t, "GET", base+"/swr")
+		want(t, resp, body, 200, "MISS", "/swr #1")
+		resp, body = cacheGet(t, "GET", base+"/swr")
+		want(t, resp, body, 200, "HIT", "/swr #1") // stale, and refreshed in the background
+		if age, _ := strconv.Atoi(resp.Header.Get("Age")); age < 20 {
+			t.Errorf("stale hit Age %q", resp.Header.Get("Age"))
+		}
+		c := gw.cacheOf(t)
+		primary, _ := cacheKeyFor(gw, "127.0.0.1", "/swr")
+		landed := func(body string) {
+			t.Helper()
+			for i := 0; i < 10000; i++ { // wait for the refresh to be stored
+				if e := c.Lookup(primary, http.Header{}); e != nil && string(e.Body) == body {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+			t.Fatalf("the refresh %q was not stored", body)
+		}
+		landed("/swr #2")
+		resp, body = cacheGet(t, "GET", base+"/swr")
+		want(t, resp, body, 200, "HIT", "/swr #2") // stale on arrival too: refreshed again
+		landed("/swr #3")
+		if n := be.count("/swr"); n != 3 {
+			t.Errorf("backend served /swr %d times, want 3", n)
+		}
+		// A request asking for an age limit does not take a stale response.
+		resp, body = cacheGet(t, "GET", base+"/swr", "Cache-Control", "max-age=600")
+		want(t, resp, body, 200, "MISS", "/swr #4")
+	})
+
 	t.Run("purge by prefix and all", func(t *testing.T) {
 		for _, p := range []string{"/purge/a", "/purge/b", "/other/c"} {
 			cacheGet(t, "GET", base+p, "Host", "purge.example.com")
@@ -393,7 +432,7 @@ func TestCacheCoalescing(t *testing.T) {
 }
 
 // cacheOf returns the one cache of the gateway (tests).
-func (g *Gateway) cacheOf(t *testing.T) interface{ Waiting(string) int } {
+func (g *Gateway) cacheOf(t *testing.T) *cache.Cache {
 	t.Helper()
 	g.keptCaches.mu.Lock()
 	defer g.keptCaches.mu.Unlock()
