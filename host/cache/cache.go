@@ -178,7 +178,10 @@ func (e *Entry) Matches(primary string, req http.Header) bool {
 
 // Response is an upstream response offered to the cache.
 type Response struct {
-	Request      http.Header // the request's header as the client sent it
+	Request      http.Header // the request's header as it went upstream, before the gateway's own edits
+	// Authenticated: the request passed an authentication policy (see
+	// Storable).
+	Authenticated bool
 	Status       int
 	Header       http.Header // owned by the cache from now on
 	Body         []byte
@@ -191,7 +194,7 @@ type Response struct {
 // visible to Lookup when Store returns, unless the cache's admission
 // policy turned it away.
 func (c *Cache) Store(primary, public string, r *Response) (*Entry, string) {
-	if why := Storable(r.Request, r.Status, r.Header); why != "" {
+	if why := Storable(r.Request, r.Status, r.Header, r.Authenticated); why != "" {
 		return nil, why
 	}
 	if int64(len(r.Body)) > c.cfg.MaxEntrySize {

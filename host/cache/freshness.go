@@ -19,8 +19,10 @@ import (
 //     each reuse is not worth storing);
 //   - the response sets a cookie (Set-Cookie), or varies on every request
 //     (Vary: *), or announces trailers;
-//   - the request carried Authorization and the response does not say
-//     public, s-maxage or must-revalidate (RFC 9111 §3.5);
+//   - the request carried Authorization (or passed an authentication
+//     policy, JWT or KeyAuth, which may have removed its credentials) and
+//     the response does not say public, s-maxage or must-revalidate
+//     (RFC 9111 §3.5);
 //   - its freshness lifetime, less its age, is not positive.
 //
 // Freshness lifetime: s-maxage, else max-age, else Expires minus Date
@@ -69,7 +71,10 @@ const (
 // Storable tells whether a response may be stored, from the request's and
 // the response's header and the response's status; "" means yes,
 // anything else says why not. Freshness is checked by Lifetime.
-func Storable(req http.Header, status int, resp http.Header) string {
+// authenticated says the request carried credentials its header may no
+// longer show (an authentication policy checked them, and may have
+// removed them): it counts as Authorization.
+func Storable(req http.Header, status int, resp http.Header, authenticated bool) string {
 	if !slices.Contains(cacheableStatus[:], status) {
 		return reasonStatus
 	}
@@ -95,7 +100,7 @@ func Storable(req http.Header, status int, resp http.Header) string {
 			return reasonVaryStar
 		}
 	}
-	if len(req["Authorization"]) > 0 && !cc.Public && cc.SMaxAge < 0 && !cc.MustRevalidate {
+	if (authenticated || len(req["Authorization"]) > 0) && !cc.Public && cc.SMaxAge < 0 && !cc.MustRevalidate {
 		return reasonAuthorization
 	}
 	return ""

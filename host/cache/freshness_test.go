@@ -58,25 +58,28 @@ func TestStorable(t *testing.T) {
 		status int
 		resp   http.Header
 		want   string
+		authed bool
 	}{
-		{"plain 200", nil, 200, nil, ""},
-		{"404 by default", nil, 404, nil, ""},
-		{"301 by default", nil, 301, nil, ""},
-		{"206 never", nil, 206, hdr("Cache-Control", "max-age=60"), reasonStatus},
-		{"302 never", nil, 302, hdr("Cache-Control", "max-age=60"), reasonStatus},
-		{"500 never", nil, 500, hdr("Cache-Control", "max-age=60"), reasonStatus},
-		{"request no-store", hdr("Cache-Control", "no-store"), 200, nil, reasonNoStore},
-		{"response no-store", nil, 200, hdr("Cache-Control", "max-age=60, no-store"), reasonNoStore},
-		{"private", nil, 200, hdr("Cache-Control", "private, max-age=60"), reasonPrivate},
-		{"no-cache", nil, 200, hdr("Cache-Control", "no-cache"), reasonNoCache},
-		{"Set-Cookie", nil, 200, hdr("Set-Cookie", "a=b"), reasonSetCookie},
-		{"Vary: *", nil, 200, hdr("Vary", "Accept, *"), reasonVaryStar},
-		{"Vary on a field", nil, 200, hdr("Vary", "Accept"), ""},
-		{"trailers", nil, 200, hdr("Trailer", "X-Checksum"), reasonTrailers},
-		{"Authorization", auth, 200, hdr("Cache-Control", "max-age=60"), reasonAuthorization},
-		{"Authorization, public", auth, 200, hdr("Cache-Control", "public"), ""},
-		{"Authorization, s-maxage", auth, 200, hdr("Cache-Control", "s-maxage=60"), ""},
-		{"Authorization, must-revalidate", auth, 200, hdr("Cache-Control", "must-revalidate, max-age=60"), ""},
+		{"plain 200", nil, 200, nil, "", false},
+		{"404 by default", nil, 404, nil, "", false},
+		{"301 by default", nil, 301, nil, "", false},
+		{"206 never", nil, 206, hdr("Cache-Control", "max-age=60"), reasonStatus, false},
+		{"302 never", nil, 302, hdr("Cache-Control", "max-age=60"), reasonStatus, false},
+		{"500 never", nil, 500, hdr("Cache-Control", "max-age=60"), reasonStatus, false},
+		{"request no-store", hdr("Cache-Control", "no-store"), 200, nil, reasonNoStore, false},
+		{"response no-store", nil, 200, hdr("Cache-Control", "max-age=60, no-store"), reasonNoStore, false},
+		{"private", nil, 200, hdr("Cache-Control", "private, max-age=60"), reasonPrivate, false},
+		{"no-cache", nil, 200, hdr("Cache-Control", "no-cache"), reasonNoCache, false},
+		{"Set-Cookie", nil, 200, hdr("Set-Cookie", "a=b"), reasonSetCookie, false},
+		{"Vary: *", nil, 200, hdr("Vary", "Accept, *"), reasonVaryStar, false},
+		{"Vary on a field", nil, 200, hdr("Vary", "Accept"), "", false},
+		{"trailers", nil, 200, hdr("Trailer", "X-Checksum"), reasonTrailers, false},
+		{"Authorization", auth, 200, hdr("Cache-Control", "max-age=60"), reasonAuthorization, false},
+		{"Authorization, public", auth, 200, hdr("Cache-Control", "public"), "", false},
+		{"Authorization, s-maxage", auth, 200, hdr("Cache-Control", "s-maxage=60"), "", false},
+		{"Authorization, must-revalidate", auth, 200, hdr("Cache-Control", "must-revalidate, max-age=60"), "", false},
+		{"authenticated by a policy", nil, 200, hdr("Cache-Control", "max-age=60"), reasonAuthorization, true},
+		{"authenticated by a policy, public", nil, 200, hdr("Cache-Control", "public, max-age=60"), "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, resp := tc.req, tc.resp
@@ -86,7 +89,7 @@ func TestStorable(t *testing.T) {
 			if resp == nil {
 				resp = http.Header{}
 			}
-			if got := Storable(req, tc.status, resp); got != tc.want {
+			if got := Storable(req, tc.status, resp, tc.authed); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})

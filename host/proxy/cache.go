@@ -142,6 +142,8 @@ type cacheCapture struct {
 	// invalidate is the public key an unsafe request removes on success.
 	invalidate  string
 	reqHeader   http.Header // the client's, before forward edits it
+	// authenticated: the rule runs an authentication policy.
+	authenticated bool
 	requestTime time.Time
 
 	status       int
@@ -160,7 +162,7 @@ func (cc *cacheCapture) begin(resp *http.Response) {
 		h := resp.Header.Clone()
 		removeHopHeaders(h)
 		delete(h, "X-Cache")
-		if cache.Storable(cc.reqHeader, resp.StatusCode, h) == "" {
+		if cache.Storable(cc.reqHeader, resp.StatusCode, h, cc.authenticated) == "" {
 			cc.status, cc.header, cc.responseTime = resp.StatusCode, h, cc.c.Now()
 			b := &captureBody{rc: resp.Body, max: cc.c.MaxEntrySize()}
 			if resp.ContentLength > 0 {
@@ -180,7 +182,7 @@ func (cc *cacheCapture) commit(primary, public string) *cache.Entry {
 		return nil
 	}
 	e, _ := cc.c.Store(primary, public, &cache.Response{
-		Request: cc.reqHeader, Status: cc.status, Header: cc.header, Body: b.buf,
+		Request: cc.reqHeader, Authenticated: cc.authenticated, Status: cc.status, Header: cc.header, Body: b.buf,
 		RequestTime: cc.requestTime, ResponseTime: cc.responseTime,
 	})
 	return e
@@ -212,6 +214,19 @@ func (b *captureBody) Read(p []byte) (int, error) {
 }
 
 func (b *captureBody) Close() error { return b.rc.Close() }
+
+// authenticates tells whether an authentication policy runs on the
+// request: its response is then treated as one to a request with
+// Authorization (the policy may have removed the credentials: KeyAuth
+// does).
+func authenticates(policies []*boundPolicy) bool {
+	for _, bp := range policies {
+		if t := bp.cfg.Spec.Type; t == configs.PolicyJWT || t == configs.PolicyKeyAuth {
+			return true
+		}
+	}
+	return false
+}
 
 // cacheBypassed tells whether a GET or HEAD may not use the cache.
 func cacheBypassed(r *http.Request) bool {
@@ -265,6 +280,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	}
 	cc.store = true
 	cc.reqHeader = r.Header.Clone()
+	cc.authenticated = authenticates(fr.match.policies)
 	f, leader := c.Join(primary)
 	if !leader {
 		e, ok := f.Wait(r.Context())
@@ -300,7 +316,8 @@ func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, primar
 	st.refs.Add(1) // the request holds one: the generation is alive
 	out := r.Clone(context.Background())
 	out.Body, out.ContentLength = http.NoBody, 0
-	cc := &cacheCapture{c: c, xcache: cacheMiss, store: true, reqHeader: out.Header.Clone(), requestTime: c.Now()}
+	cc := &cacheCapture{c: c, xcache: cacheMiss, store: true, reqHeader: out.Header.Clone(), requestTime: c.Now(),
+		authenticated: authenticates(fr.match.policies)}
 	bfr := *fr
 	bfr.chain, bfr.capture = nil, cc
 	timeout := fr.rule.timeout
@@ -347,7 +364,9 @@ func (st *state) serveEntry(w http.ResponseWriter, r *http.Request, fr *forwardR
 		}
 	} else {
 		resp.Header = e.Header.Clone()
-		resp.Header["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
+		if e.Status != http.StatusNoContent {
+			resp.Header["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
+		}
 		resp.ContentLength = int64(len(e.Body))
 		if r.Method != http.MethodHead {
 			resp.Body = io.NopCloser(bytes.NewReader(e.Body))

@@ -40,7 +40,7 @@ func newCacheBackend(t testing.TB) *cacheBackend {
 		case "/fresh":
 			h.Set("Cache-Control", "max-age=100")
 			h.Set("Age", "30")
-		case "/default", "/head", "/purge/a", "/purge/b", "/other/c", "/reqcc", "/post", "/policy":
+		case "/default", "/head", "/purge/a", "/purge/b", "/other/c", "/reqcc", "/post", "/policy", "/auth-policy":
 			// no freshness information: defaultTTL
 		case "/swr":
 			h.Set("Cache-Control", "max-age=10, stale-while-revalidate=60")
@@ -462,7 +462,11 @@ func TestCachePolicies(t *testing.T) {
 	be := newCacheBackend(t)
 	res := gatewayYAML(freePort(t), cacheGW) + backendYAML("b", be.addr()) + route(`
     - backendRefs: [{name: b}]
-`) + policyYAML("auth", "Wasm", "{kind: ProxyGateway, name: gw}", "")
+    - name: authed
+      matches: [{path: {value: /auth-policy}}, {path: {value: /auth-public}}]
+      backendRefs: [{name: b}]
+`) + policyYAML("auth", "Wasm", "{kind: ProxyGateway, name: gw}", "") +
+		policyYAML("jwt", "JWT", "{kind: ProxyRoute, name: r, sectionName: authed}", "")
 	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
 	if err != nil {
 		t.Fatal(err)
@@ -499,6 +503,19 @@ func TestCachePolicies(t *testing.T) {
 	}
 	if be.count("/policy") != 1 {
 		t.Errorf("backend served %d", be.count("/policy"))
+	}
+	// Behind an authentication policy (which may strip the credentials),
+	// only what the backend declares public is shared.
+	for _, step := range []struct{ path, xcache, body string }{
+		{"/auth-policy", "MISS", "/auth-policy #1"},
+		{"/auth-policy", "MISS", "/auth-policy #2"},
+		{"/auth-public", "MISS", "/auth-public #1"},
+		{"/auth-public", "HIT", "/auth-public #1"},
+	} {
+		resp, body := cacheGet(t, "GET", base+step.path)
+		if resp.Header.Get("X-Cache") != step.xcache || body != step.body {
+			t.Errorf("%s: X-Cache %q body %q, want %q %q", step.path, resp.Header.Get("X-Cache"), body, step.xcache, step.body)
+		}
 	}
 }
 
