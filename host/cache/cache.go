@@ -178,15 +178,15 @@ func (e *Entry) Matches(primary string, req http.Header) bool {
 
 // Response is an upstream response offered to the cache.
 type Response struct {
-	Request      http.Header // the request's header as it went upstream, before the gateway's own edits
+	Request http.Header // the request's header as it went upstream, before the gateway's own edits
 	// Authenticated: the request passed an authentication policy (see
 	// Storable).
 	Authenticated bool
-	Status       int
-	Header       http.Header // owned by the cache from now on
-	Body         []byte
-	RequestTime  time.Time // when the request went upstream
-	ResponseTime time.Time // when the response's header came back
+	Status        int
+	Header        http.Header // owned by the cache from now on
+	Body          []byte
+	RequestTime   time.Time // when the request went upstream
+	ResponseTime  time.Time // when the response's header came back
 }
 
 // Store stores a response under a primary key if the rules allow (see

@@ -140,11 +140,11 @@ type cacheCapture struct {
 	xcache string
 	store  bool // a GET miss: capture the response to store it
 	// invalidate is the public key an unsafe request removes on success.
-	invalidate  string
-	reqHeader   http.Header // the client's, before forward edits it
+	invalidate string
+	reqHeader  http.Header // the client's, before forward edits it
 	// authenticated: the rule runs an authentication policy.
 	authenticated bool
-	requestTime time.Time
+	requestTime   time.Time
 
 	status       int
 	header       http.Header
