@@ -109,18 +109,26 @@ func setCacheScopes(rt *configs.Route, rules []*rule) {
 // starts with prefix ("" for all) from the caches of the gateway named
 // "namespace/name" ("" for every gateway), and returns how many went.
 func (g *Gateway) PurgeCache(gateway, prefix string) (int, error) {
+	// A reference on each cache keeps a generation that retires it
+	// meanwhile from closing it under the purge.
 	g.keptCaches.mu.Lock()
+	var keys []string
 	var caches []*cache.Cache
-	found := false
 	for k, e := range g.keptCaches.m {
 		name, _, _ := strings.Cut(k, " ")
 		if gateway == "" || name == gateway {
-			found = true
+			e.refs++
+			keys = append(keys, k)
 			caches = append(caches, e.v)
 		}
 	}
 	g.keptCaches.mu.Unlock()
-	if gateway != "" && !found {
+	defer func() {
+		for _, k := range keys {
+			g.keptCaches.put(k)
+		}
+	}()
+	if gateway != "" && len(keys) == 0 {
 		return 0, fmt.Errorf("%w: %q", ErrNoSuchCache, gateway)
 	}
 	n := 0

@@ -525,8 +525,9 @@ func TestCachePolicies(t *testing.T) {
 func TestCacheAcrossChanges(t *testing.T) {
 	be := newCacheBackend(t)
 	port := freePort(t)
+	gwCache := cacheGW
 	res := func(routeExtra, backendName string) string {
-		return gatewayYAML(port, cacheGW) + backendYAML("b", be.addr()) + backendYAML(backendName, be.addr()) + route(`
+		return gatewayYAML(port, gwCache) + backendYAML("b", be.addr()) + backendYAML(backendName, be.addr()) + route(`
     - backendRefs: [{name: b}]
 `+routeExtra)
 	}
@@ -556,6 +557,17 @@ func TestCacheAcrossChanges(t *testing.T) {
 	check("HIT", "/default #2")
 	if n := gw.keptCaches.len(); n != 1 {
 		t.Errorf("%d caches kept, want 1", n)
+	}
+	gwCache = strings.Replace(cacheGW, "maxSize: 1Mi", "maxSize: 2Mi", 1) // new settings: a new cache
+	apply(res("      requestHeaders: {set: [{name: X-Changed, value: \"1\"}]}\n", "y"))
+	check("MISS", "/default #3")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := gw.keptCaches.len(); n != 0 {
+		t.Errorf("%d caches left open after Shutdown", n)
 	}
 }
 
