@@ -222,3 +222,67 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	}
 }
+
+// TestHammer: stores, lookups, invalidations and purges from several
+// goroutines (run with -race); afterwards the index that Purge works from
+// agrees with what ristretto holds.
+func TestHammer(t *testing.T) {
+	now := t0
+	c := newTestCache(t, 1<<22, &now)
+	const keys, workers, ops = 16, 4, 400
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < ops; i++ {
+				n := (i*7 + w*3) % keys
+				k, pub := Key("s", "h", "/"+strconv.Itoa(n), "")
+				req := hdr("X", strconv.Itoa(i%3))
+				switch i % 5 {
+				case 0, 1:
+					resp := hdr("Cache-Control", "max-age=60")
+					if n%2 == 0 {
+						resp.Set("Vary", "X")
+					}
+					c.Store(k, pub, response(req, resp, "body"))
+				case 2:
+					c.Lookup(k, req)
+				case 3:
+					c.Invalidate(pub)
+				case 4:
+					if i%40 == 4 {
+						c.Purge("h/1")
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.rc.Wait()
+	indexed := map[string]*Entry{}
+	c.mu.Lock()
+	for _, m := range c.index {
+		for k, e := range m {
+			indexed[k] = e
+		}
+	}
+	c.mu.Unlock()
+	for k, e := range indexed {
+		if got, ok := c.rc.Get(k); !ok || got != e {
+			t.Errorf("index has %q, ristretto has %v", k, got)
+		}
+	}
+	for n := 0; n < keys; n++ {
+		k, _ := Key("s", "h", "/"+strconv.Itoa(n), "")
+		for x := 0; x < 3; x++ {
+			if e := c.Lookup(k, hdr("X", strconv.Itoa(x))); e != nil && indexed[e.key] != e {
+				t.Errorf("ristretto holds %q, which Purge would not find", e.key)
+			}
+		}
+	}
+	before := c.Len()
+	if n := c.Purge(""); n != before || c.Len() != 0 {
+		t.Errorf("purging all: %d of %d went, %d left", n, before, c.Len())
+	}
+}
