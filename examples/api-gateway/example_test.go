@@ -164,6 +164,11 @@ func TestExampleEndToEnd(t *testing.T) {
 			if got.Service != tc.wantService || got.Path != tc.path || got.Method != tc.method {
 				t.Errorf("echo %+v", got)
 			}
+			// The gateway's cache is on; behind the JWT policy a response
+			// the service does not mark public is not shared.
+			if want := map[string]string{"GET": "MISS", "POST": "BYPASS"}[tc.method]; resp.Header.Get("X-Cache") != want {
+				t.Errorf("X-Cache %q, want %q", resp.Header.Get("X-Cache"), want)
+			}
 			if got.Headers["X-Request-Id"] == "" || got.Headers["X-Request-Id"] != resp.Header.Get("X-Request-Id") {
 				t.Errorf("request id: backend %q, client %q", got.Headers["X-Request-Id"], resp.Header.Get("X-Request-Id"))
 			}
