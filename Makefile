@@ -27,8 +27,8 @@ test-short: ## the tests without -race (quicker)
 	$(GO) test -count=1 $(PKGS)
 	@set -e; for m in $(SUBMODS); do (cd $$m && $(GO) test -count=1 ./...); done
 
-bench: build ## Go benchmarks (router, LB, module swaps, compression) and the end-to-end load comparison
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/ ./host/wasm/ ./host/compress/
+bench: build ## Go benchmarks (router, LB, module swaps, compression, cache hit vs upstream) and the end-to-end load comparison
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/ ./host/wasm/ ./host/compress/ ./host/cache/
 	$(GO) test -run "^$$" -bench . -benchmem -count 1 ./host/policy/ ./examples/api-gateway/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cmd/novaedge/
 	$(GO) run ./cmd/loadbench -novaedge $(BIN)

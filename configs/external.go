@@ -132,6 +132,12 @@ func (b *Backend) Fingerprint() string {
 	return fingerprint(b.Metadata.Namespace+"/"+b.Metadata.Name, b.Spec, nil)
 }
 
+// Fingerprint identifies a route's configuration: the response cache
+// keys entries by it, so a changed route does not serve what it cached.
+func (r *Route) Fingerprint() string {
+	return fingerprint(r.Metadata.Namespace+"/"+r.Metadata.Name, r.Spec, nil)
+}
+
 func fingerprint(name string, spec any, files map[string]*ExternalFile) string {
 	h := sha256.New()
 	h.Write([]byte(name + "\x00"))

@@ -111,11 +111,14 @@ func TestValidateReference(t *testing.T) {
 		"module ok: api-system/api-jwt-auth: bundled JWT plugin",
 		"module ok: api-system/api-security-headers: bundled SecurityHeaders plugin",
 		"module ok: api-system/api-cors: bundled CORS plugin",
-		"spec.cache", "spec.tracing", "spec.accessLog",
+		"spec.tracing", "spec.accessLog",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "spec.cache") {
+		t.Errorf("the cache is active, yet listed as not active:\n%s", out)
 	}
 }
 

@@ -66,6 +66,7 @@ func New(gw *proxy.Gateway, reg *prometheus.Registry, logger *slog.Logger) *Serv
 	mux.HandleFunc("PUT /config", s.putConfig)
 	mux.HandleFunc("POST /plugins/{namespace}/{name}/reload", s.reloadPlugin)
 	mux.HandleFunc("POST /plugins/{name}/reload", s.reloadPlugin)
+	mux.HandleFunc("POST /cache/purge", s.purgeCache)
 	if reg == nil {
 		reg = NewRegistry()
 	}

@@ -27,6 +27,7 @@ type forwardReq struct {
 	trusted bool
 	chain   *chainRun        // the request's policies, or nil
 	backend *weightedBackend // the rule's backend chosen for this request
+	capture *cacheCapture    // the response cache's part, or nil (cache.go)
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -202,6 +203,9 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 				cancel()
 			}
 			return
+		}
+		if fr.capture != nil {
+			fr.capture.begin(resp)
 		}
 		copyErr := st.writeResponse(w, r, resp, fr)
 		a.End(oc.result(), time.Since(start))

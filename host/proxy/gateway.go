@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/cache"
 	"github.com/novaedge/novaedge/host/compress"
 	"github.com/novaedge/novaedge/host/tlsconf"
 	"github.com/novaedge/novaedge/host/upstream"
@@ -61,6 +62,7 @@ type Gateway struct {
 	keptBackends kept[*upstream.Backend]
 	keptPolicies kept[Policy]
 	keptCerts    kept[*tlsconf.Cert] // by secret directory
+	keptCaches   kept[*cache.Cache]  // by gateway and cache settings (cache.go)
 	// epochs counts the forced rebuilds of each policy (ApplyOptions.Rebuild):
 	// part of its key, so a rebuilt plugin is not the kept one.
 	epochs map[string]int
@@ -94,6 +96,7 @@ type state struct {
 	// reference to, released when it closes.
 	heldBackends, heldPolicies []string
 	heldCerts                  []string
+	heldCaches                 []string
 	// What the build reused from the previous generations.
 	keptB, keptP int
 
@@ -153,6 +156,7 @@ func (st *state) close() {
 	for _, k := range st.heldCerts {
 		st.g.keptCerts.put(k)
 	}
+	st.releaseCaches()
 	close(st.drained)
 }
 
@@ -404,6 +408,7 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		if err != nil {
 			return st, err
 		}
+		setCacheScopes(rt, rs)
 		rules[rt] = rs
 	}
 
@@ -415,12 +420,16 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		if err != nil {
 			return st, fmt.Errorf("gateway %s: compression: %w", key(gw.Metadata), err)
 		}
+		gc, err := g.cacheFor(st, gw)
+		if err != nil {
+			return st, err
+		}
 		for i := range gw.Spec.Listeners {
 			l := &gw.Spec.Listeners[i]
 			if !listenerActive(l) {
 				continue
 			}
-			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l), compress: cz}
+			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l), compress: cz, cache: gc}
 			if l.Protocol == "HTTPS" {
 				sni := snis[bindKey(l)]
 				if sni == nil {

@@ -174,7 +174,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		ctx, cancel = context.WithTimeout(ctx, rl.timeout)
 		defer cancel()
 	}
-	st.forward(w, r, ctx, &forwardReq{
+	fr := &forwardReq{
 		id:      id,
 		rule:    rl,
 		match:   m,
@@ -183,7 +183,12 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		trusted: trusted,
 		chain:   cr,
 		backend: wb,
-	})
+	}
+	if table.cache != nil {
+		st.serveCached(w, r, ctx, fr, table.cache)
+		return
+	}
+	st.forward(w, r, ctx, fr)
 }
 
 // redirect answers a rule whose action is a redirect.

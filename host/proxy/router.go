@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/cache"
 	"github.com/novaedge/novaedge/host/compress"
 )
 
@@ -165,6 +166,7 @@ type routeTable struct {
 	redirect *schemeRedirect // plain HTTP sent elsewhere, before routing (nil: none)
 	// compress is the gateway's response compression, or nil.
 	compress *compress.Config
+	cache    *cache.Cache // the gateway's response cache, or nil
 }
 
 // best returns the winning match for r, or nil.
@@ -316,6 +318,7 @@ type listenerRoutes struct {
 	routes   []attachedRoute
 	redirect *schemeRedirect
 	compress *compress.Config // the gateway's, or nil
+	cache    *cache.Cache     // the gateway's response cache, or nil
 }
 
 // buildHostRouter builds the router of one port from its listeners.
@@ -411,6 +414,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 	t := &routeTable{
 		maxBody: sel.listener.MaxRequestBodySize.B(0),
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
+		cache:   sel.cache,
 	}
 	t.redirect = sel.redirect
 	t.compress = sel.compress

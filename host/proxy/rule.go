@@ -34,6 +34,8 @@ type rule struct {
 	retry   *retryPolicy
 	timeout time.Duration // 0 = none
 	maxBody int64         // 0 = listener's limit only
+
+	cacheScope string // route fingerprint and rule index: the cache's keys (cache.go)
 }
 
 type weightedBackend struct {

@@ -40,9 +40,6 @@ func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 		if gw.Spec.VIPRef != "" {
 			add(configs.KindGateway, name, "spec.vipRef", "binding to a ProxyVIP is not active yet")
 		}
-		if c := gw.Spec.Cache; c != nil && c.Enabled {
-			add(configs.KindGateway, name, "spec.cache", "not active yet")
-		}
 		if t := gw.Spec.Tracing; t != nil && t.Enabled {
 			add(configs.KindGateway, name, "spec.tracing", "not active yet")
 		}

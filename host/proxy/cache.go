@@ -1,0 +1,388 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/cache"
+)
+
+// The response cache of a ProxyGateway (spec.cache)
+//
+// Where it sits: after the request's policies (a request that fails JWT
+// or is over its rate limit never reaches it) and before the upstream.
+// A hit is written through the same response path as an upstream
+// response, so the response policies (CORS, security headers, rate-limit
+// headers), the rule's response header edits and compression apply to it
+// per request; what is stored is what the backend sent, before any of
+// those, less hop-by-hop fields.
+//
+// X-Cache on the response: HIT (served from the cache, including a
+// request that waited for a concurrent miss of the same key), MISS (the
+// cache was consulted and the request went upstream), BYPASS (the request
+// may not use the cache: a method other than GET and HEAD, a request
+// body, Range, Upgrade, or Cache-Control: no-store). HEAD is served from
+// stored GET responses; a HEAD miss goes upstream and is not stored. A
+// conditional request (If-None-Match, If-Modified-Since) that a fresh
+// stored 200 satisfies is answered 304. A successful unsafe request
+// (POST, PUT, PATCH, DELETE) removes what is stored for its URI.
+// Request Cache-Control only-if-cached with nothing fresh stored gets 504.
+// A stale entry within its stale-while-revalidate window is served (HIT,
+// its Age past its freshness) while one background request refreshes it.
+//
+// Concurrent misses of one key make one upstream request: the first goes
+// upstream, the others wait for it and are served its response if it was
+// stored (and they vary like it); otherwise each goes upstream itself, so
+// a response that was not stored (private, Set-Cookie, to a request with
+// Authorization, …) never reaches another client.
+//
+// Lifetimes: the cache of a gateway is kept across configuration changes
+// as long as the gateway's name and cache settings stay the same (like
+// backends, see keep.go). Entries are keyed by their route's fingerprint
+// and rule: a changed route never serves what its previous version
+// cached; those entries go when their freshness ends or ristretto evicts
+// them. POST /cache/purge on the admin API removes entries by key prefix.
+
+// Values of X-Cache.
+const (
+	cacheHit    = "HIT"
+	cacheMiss   = "MISS"
+	cacheBypass = "BYPASS"
+)
+
+// cacheKeyOf is the key under which generations share a gateway's cache.
+func cacheKeyOf(gw *configs.Gateway) string {
+	c := gw.Spec.Cache
+	return fmt.Sprintf("%s/%s maxSize=%d maxEntrySize=%d defaultTTL=%s maxTTL=%s",
+		gw.Metadata.Namespace, gw.Metadata.Name, c.MaxSize.B(0), c.MaxEntrySize.B(0), c.DefaultTTL.D(0), c.MaxTTL.D(0))
+}
+
+// cacheFor returns the cache of a gateway (nil if it has none), kept from
+// the previous generation if its settings did not change; st holds a
+// reference to it.
+func (g *Gateway) cacheFor(st *state, gw *configs.Gateway) (*cache.Cache, error) {
+	cfg := gw.Spec.Cache
+	if cfg == nil || !cfg.Enabled {
+		return nil, nil
+	}
+	key := cacheKeyOf(gw)
+	c, _, err := g.keptCaches.get(key, func() (*cache.Cache, error) {
+		return cache.New(cache.Config{
+			MaxSize:      cfg.MaxSize.B(0),
+			MaxEntrySize: cfg.MaxEntrySize.B(0),
+			Policy:       cache.Policy{DefaultTTL: cfg.DefaultTTL.D(0), MaxTTL: cfg.MaxTTL.D(0)},
+		})
+	}, (*cache.Cache).Close)
+	if err != nil {
+		return nil, fmt.Errorf("gateway %s/%s: cache: %w", gw.Metadata.Namespace, gw.Metadata.Name, err)
+	}
+	st.heldCaches = append(st.heldCaches, key)
+	return c, nil
+}
+
+// releaseCaches drops the generation's references to its caches.
+func (st *state) releaseCaches() {
+	for _, k := range st.heldCaches {
+		st.g.keptCaches.put(k)
+	}
+}
+
+// setCacheScopes gives each rule of a route the scope of its cache keys:
+// the route's fingerprint and the rule's index.
+func setCacheScopes(rt *configs.Route, rules []*rule) {
+	fp := rt.Fingerprint()
+	for _, rl := range rules {
+		rl.cacheScope = fp + "#" + strconv.Itoa(rl.index)
+	}
+}
+
+// PurgeCache removes the cached responses whose key ("host/path?query")
+// starts with prefix ("" for all) from the caches of the gateway named
+// "namespace/name" ("" for every gateway), and returns how many went.
+func (g *Gateway) PurgeCache(gateway, prefix string) (int, error) {
+	// A reference on each cache keeps a generation that retires it
+	// meanwhile from closing it under the purge.
+	g.keptCaches.mu.Lock()
+	var keys []string
+	var caches []*cache.Cache
+	for k, e := range g.keptCaches.m {
+		name, _, _ := strings.Cut(k, " ")
+		if gateway == "" || name == gateway {
+			e.refs++
+			keys = append(keys, k)
+			caches = append(caches, e.v)
+		}
+	}
+	g.keptCaches.mu.Unlock()
+	defer func() {
+		for _, k := range keys {
+			g.keptCaches.put(k)
+		}
+	}()
+	if gateway != "" && len(keys) == 0 {
+		return 0, fmt.Errorf("%w: %q", ErrNoSuchCache, gateway)
+	}
+	n := 0
+	for _, c := range caches {
+		n += c.Purge(prefix)
+	}
+	return n, nil
+}
+
+// ErrNoSuchCache is returned by PurgeCache for a gateway without a cache.
+var ErrNoSuchCache = errors.New("no gateway with a cache")
+
+// cacheCapture is the cache's part in one request that goes upstream:
+// forward hands it the upstream's response before writing it.
+type cacheCapture struct {
+	c      *cache.Cache
+	xcache string
+	store  bool // a GET miss: capture the response to store it
+	// invalidate is the public key an unsafe request removes on success.
+	invalidate string
+	reqHeader  http.Header // the client's, before forward edits it
+	// authenticated: the rule runs an authentication policy.
+	authenticated bool
+	requestTime   time.Time
+
+	status       int
+	header       http.Header
+	responseTime time.Time
+	body         *captureBody
+}
+
+// begin marks the response and, if it may be stored, starts capturing
+// its body as the response path reads it.
+func (cc *cacheCapture) begin(resp *http.Response) {
+	if cc.invalidate != "" && resp.StatusCode < 400 {
+		cc.c.Invalidate(cc.invalidate)
+	}
+	if cc.store && len(resp.Trailer) == 0 && resp.ContentLength <= cc.c.MaxEntrySize() {
+		h := resp.Header.Clone()
+		removeHopHeaders(h)
+		delete(h, "X-Cache")
+		if cache.Storable(cc.reqHeader, resp.StatusCode, h, cc.authenticated) == "" {
+			cc.status, cc.header, cc.responseTime = resp.StatusCode, h, cc.c.Now()
+			b := &captureBody{rc: resp.Body, max: cc.c.MaxEntrySize()}
+			if resp.ContentLength > 0 {
+				b.buf = make([]byte, 0, resp.ContentLength)
+			}
+			cc.body = b
+			resp.Body = b
+		}
+	}
+	resp.Header["X-Cache"] = []string{cc.xcache}
+}
+
+// commit stores the response if its whole body came through.
+func (cc *cacheCapture) commit(primary, public string) *cache.Entry {
+	b := cc.body
+	if b == nil || !b.complete || b.over {
+		return nil
+	}
+	e, _ := cc.c.Store(primary, public, &cache.Response{
+		Request: cc.reqHeader, Authenticated: cc.authenticated, Status: cc.status, Header: cc.header, Body: b.buf,
+		RequestTime: cc.requestTime, ResponseTime: cc.responseTime,
+	})
+	return e
+}
+
+// captureBody keeps a copy of what is read from the upstream's body, up
+// to max bytes; past that it drops the copy and only passes bytes on.
+type captureBody struct {
+	rc       io.ReadCloser
+	max      int64
+	buf      []byte
+	over     bool
+	complete bool
+}
+
+func (b *captureBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if !b.over && n > 0 {
+		if int64(len(b.buf)+n) > b.max {
+			b.over, b.buf = true, nil
+		} else {
+			b.buf = append(b.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF {
+		b.complete = true
+	}
+	return n, err
+}
+
+func (b *captureBody) Close() error { return b.rc.Close() }
+
+// authenticates tells whether an authentication policy runs on the
+// request: its response is then treated as one to a request with
+// Authorization (the policy may have removed the credentials: KeyAuth
+// does).
+func authenticates(policies []*boundPolicy) bool {
+	for _, bp := range policies {
+		if t := bp.cfg.Spec.Type; t == configs.PolicyJWT || t == configs.PolicyKeyAuth {
+			return true
+		}
+	}
+	return false
+}
+
+// cacheBypassed tells whether a GET or HEAD may not use the cache.
+func cacheBypassed(r *http.Request) bool {
+	if r.ContentLength != 0 || len(r.Header["Range"]) > 0 || len(r.Header["Upgrade"]) > 0 {
+		return true
+	}
+	return cache.ParseCacheControl(r.Header["Cache-Control"]).NoStore
+}
+
+// serveCached serves a request on a route of a gateway with a cache:
+// from the cache when it can, else upstream (one request for concurrent
+// misses), storing what may be stored.
+func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context.Context, fr *forwardReq, c *cache.Cache) {
+	cc := &cacheCapture{c: c, xcache: cacheBypass}
+	fr.capture = cc
+	primary, public := cache.Key(fr.rule.cacheScope, normalizeHost(r.Host), r.URL.EscapedPath(), r.URL.RawQuery)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		cc.invalidate = public
+		fallthrough
+	default:
+		st.forward(w, r, ctx, fr)
+		return
+	}
+	if cacheBypassed(r) {
+		st.forward(w, r, ctx, fr)
+		return
+	}
+	if e := c.Lookup(primary, r.Header); e != nil {
+		now := c.Now()
+		age := e.Age(now)
+		if cache.Fits(r.Header, age, e.Lifetime) {
+			st.serveEntry(w, r, fr, e, now)
+			return
+		}
+		if cache.StaleFits(r.Header, age, e.Lifetime, e.StaleWindow) {
+			st.refresh(r, fr, c, primary, public)
+			st.serveEntry(w, r, fr, e, now)
+			return
+		}
+	}
+	if cache.ParseCacheControl(r.Header["Cache-Control"]).OnlyIfCached {
+		writeError(w, http.StatusGatewayTimeout, "not in cache (only-if-cached)", fr.id)
+		return
+	}
+	cc.xcache = cacheMiss
+	if r.Method == http.MethodHead {
+		st.forward(w, r, ctx, fr)
+		return
+	}
+	cc.store = true
+	cc.reqHeader = r.Header.Clone()
+	cc.authenticated = authenticates(fr.match.policies)
+	f, leader := c.Join(primary)
+	if !leader {
+		e, ok := f.Wait(r.Context())
+		if !ok {
+			return // the client went away
+		}
+		if e != nil && e.Matches(primary, r.Header) {
+			st.serveEntry(w, r, fr, e, c.Now())
+			return
+		}
+		cc.requestTime = c.Now()
+		st.forward(w, r, ctx, fr)
+		cc.commit(primary, public)
+		return
+	}
+	var stored *cache.Entry
+	defer func() { c.Finish(primary, f, stored) }() // also when forward aborts
+	cc.requestTime = c.Now()
+	st.forward(w, r, ctx, fr)
+	stored = cc.commit(primary, public)
+}
+
+// refresh fetches a stale entry's replacement in the background
+// (stale-while-revalidate), unless a request for the key is already
+// upstream. The refresh is the client's request without its policies'
+// response side, bounded by the rule's timeout (or drainGrace); it holds
+// a reference to the generation, which therefore waits for it to end.
+func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, primary, public string) {
+	f, ok := c.Lead(primary)
+	if !ok {
+		return
+	}
+	st.refs.Add(1) // the request holds one: the generation is alive
+	out := r.Clone(context.Background())
+	out.Body, out.ContentLength = http.NoBody, 0
+	cc := &cacheCapture{c: c, xcache: cacheMiss, store: true, reqHeader: out.Header.Clone(), requestTime: c.Now(),
+		authenticated: authenticates(fr.match.policies)}
+	bfr := *fr
+	bfr.chain, bfr.capture = nil, cc
+	timeout := fr.rule.timeout
+	if timeout <= 0 {
+		timeout = drainGrace
+	}
+	go func() {
+		defer st.release()
+		var stored *cache.Entry
+		defer func() { c.Finish(primary, f, stored) }()
+		defer func() {
+			if p := recover(); p != nil && p != http.ErrAbortHandler {
+				panic(p)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		st.forward(discardWriter{h: http.Header{}}, out, ctx, &bfr)
+		stored = cc.commit(primary, public)
+	}()
+}
+
+// discardWriter is the ResponseWriter of a background refresh.
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d discardWriter) WriteHeader(int)             {}
+
+// notModifiedFields are the stored fields a 304 carries (RFC 9110 §15.4.5).
+var notModifiedFields = []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Last-Modified", "Vary"}
+
+// serveEntry answers a request from a stored response, through the
+// response path (the response policies and header edits apply).
+func (st *state) serveEntry(w http.ResponseWriter, r *http.Request, fr *forwardReq, e *cache.Entry, now time.Time) {
+	resp := &http.Response{StatusCode: e.Status, Body: http.NoBody, Request: r}
+	if e.Status == http.StatusOK && cache.NotModified(r.Header, e.Header) {
+		resp.StatusCode = http.StatusNotModified
+		resp.Header = http.Header{}
+		for _, k := range notModifiedFields {
+			if v, ok := e.Header[k]; ok {
+				resp.Header[k] = slices.Clone(v)
+			}
+		}
+	} else {
+		resp.Header = e.Header.Clone()
+		if e.Status != http.StatusNoContent {
+			resp.Header["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
+		}
+		resp.ContentLength = int64(len(e.Body))
+		if r.Method != http.MethodHead {
+			resp.Body = io.NopCloser(bytes.NewReader(e.Body))
+		}
+	}
+	resp.Header["Age"] = []string{strconv.FormatInt(int64(e.Age(now)/time.Second), 10)}
+	resp.Header["X-Cache"] = []string{cacheHit}
+	if err := st.writeResponse(w, r, resp, fr); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
