@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/cache"
 )
@@ -624,5 +626,63 @@ func BenchmarkCache(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
+	}
+}
+
+// TestCacheAndCompression: the cache keeps what the backend sent and a hit
+// is compressed for each client as it asks: gzip for one, identity for
+// another, from one upstream request.
+func TestCacheAndCompression(t *testing.T) {
+	var hits atomic.Int64
+	body := strings.Repeat(`{"id":1,"name":"a fairly repetitive JSON body"},`, 100)
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		io.WriteString(w, body)
+	})
+	_, base := startGateway(t, gatewayYAML(freePort(t), `  cache: {enabled: true, maxSize: 1Mi, maxEntrySize: 64Ki}
+  compression: {enabled: true, algorithms: [gzip]}
+`)+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`))
+	raw := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	get := func(accept string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/list", nil)
+		req.Header.Set("Accept-Encoding", accept)
+		resp, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r io.Reader = resp.Body
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = zr
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(b)
+	}
+	for i, tc := range []struct{ accept, xcache, encoding string }{
+		{"gzip", "MISS", "gzip"},
+		{"gzip", "HIT", "gzip"},
+		{"identity", "HIT", ""},
+		{"br;q=1, gzip;q=0.5", "HIT", "gzip"},
+	} {
+		resp, got := get(tc.accept)
+		if resp.Header.Get("X-Cache") != tc.xcache || resp.Header.Get("Content-Encoding") != tc.encoding || got != body {
+			t.Errorf("%d: Accept-Encoding %q: X-Cache %q Content-Encoding %q, body intact %v", i, tc.accept,
+				resp.Header.Get("X-Cache"), resp.Header.Get("Content-Encoding"), got == body)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d upstream requests, want 1", n)
 	}
 }
