@@ -49,6 +49,8 @@ func freeAddr(t testing.TB) string {
 }
 
 func TestValidateReference(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "") // the reference names no collector
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	out, err := runCmd(context.Background(), "validate", "../../configs/testdata/reference")
 	if err != nil {
 		t.Fatalf("validate failed: %v\n%s", err, out)
@@ -62,11 +64,14 @@ func TestValidateReference(t *testing.T) {
 		"module ok: api-system/api-jwt-auth: bundled JWT plugin",
 		"module ok: api-system/api-security-headers: bundled SecurityHeaders plugin",
 		"module ok: api-system/api-cors: bundled CORS plugin",
-		"spec.compression", "spec.cache", "spec.tracing", "spec.accessLog",
+		"spec.compression", "spec.cache", "spec.tracing.endpoint: no collector",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "spec.accessLog") {
+		t.Errorf("the access log is active, yet listed:\n%s", out)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/novaedge/novaedge/host/observe"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -26,6 +27,7 @@ type forwardReq struct {
 	trusted bool
 	chain   *chainRun        // the request's policies, or nil
 	backend *weightedBackend // the rule's backend chosen for this request
+	rec     *observe.Record  // nil: not observed
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -150,10 +152,16 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 			actx, cancel = context.WithTimeout(ctx, rp.perTry)
 			attemptReq = out.WithContext(actx)
 		}
+		at := fr.rec.StartAttempt(ep.Addr(), attemptReq.Header)
 		a := ep.Begin()
 		start := time.Now()
 		resp, err := be.Transport().RoundTrip(attemptReq)
 		oc := classify(r, ctx, resp, err)
+		if err != nil {
+			at.Headers(0, err)
+		} else {
+			at.Headers(resp.StatusCode, nil)
+		}
 
 		if rp != nil && attempt < rp.maxRetries && rp.wants(oc, resp) && safeToReplay(r, oc, replay != nil, guard) {
 			if rp.allowRetry() {
@@ -161,6 +169,8 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 				if resp != nil {
 					drain(resp.Body)
 				}
+				at.End()
+				fr.rec.Retry()
 				if cancel != nil {
 					cancel()
 				}
@@ -183,6 +193,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 
 		if err != nil {
+			at.End()
 			if cancel != nil {
 				cancel()
 			}
@@ -196,6 +207,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			a.End(upstream.Success, time.Since(start))
+			at.End()
 			st.upgrade(w, r, resp, upgrade, fr)
 			if cancel != nil {
 				cancel()
@@ -204,6 +216,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 		copyErr := st.writeResponse(w, r, resp, fr)
 		a.End(oc.result(), time.Since(start))
+		at.End()
 		resp.Body.Close()
 		if cancel != nil {
 			cancel()

@@ -160,6 +160,7 @@ type routeTable struct {
 	regex   []*matchEntry // by rank
 	maxBody int64         // the listener's maxRequestBodySize, 0 = none
 	trusted trustedNets   // the gateway's trusted proxies
+	gateway *configs.Gateway
 }
 
 // best returns the winning match for r, or nil.
@@ -404,6 +405,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 	t := &routeTable{
 		maxBody: sel.listener.MaxRequestBodySize.B(0),
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
+		gateway: sel.gateway,
 	}
 	for i, e := range entries {
 		e.rank = i
