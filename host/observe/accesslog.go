@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"bufio"
 	"encoding/hex"
 	"io"
 	"math/rand/v2"
@@ -267,27 +266,46 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // Sink writes access log lines to a writer (stdout by default) from its
-// own goroutine, through a 64 KiB buffer flushed whenever no line waits.
-// A request never waits for the writer: when maxQueued lines already
+// own goroutine. Requests append their lines to a shared buffer (a copy
+// under a mutex); the writer takes the buffer every flushInterval, or as
+// soon as wakeBytes wait, and writes it in one call. (Waking the writer
+// for every line would cost each request a goroutine switch.)
+// A request never waits for the writer: when maxPending bytes already
 // wait (the writer is slow), its line is dropped and counted.
 type Sink struct {
-	w       io.Writer
-	m       *Metrics
-	ch      chan *[]byte
-	quit    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	w    io.Writer
+	m    *Metrics
+	wake chan struct{} // capacity 1: the writer has something to do
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	mu      sync.Mutex
+	pending []byte // lines waiting for the writer
+	spare   []byte // the writer's last batch, emptied, for reuse
+	closed  bool
+	limit   int // of pending bytes
+
 	dropped atomic.Uint64
 	failed  atomic.Uint64
 }
 
-// maxQueued is how many lines may wait for the writer.
-const maxQueued = 8192
+const (
+	// maxPending bounds the bytes waiting for the writer (some
+	// thousands of lines).
+	maxPending = 4 << 20
+	// wakeBytes waiting wake the writer before its interval.
+	wakeBytes = 64 << 10
+	// flushInterval is the longest a line waits to be written.
+	flushInterval = 100 * time.Millisecond
+)
 
 // NewSink starts a sink writing to w; m (may be nil) counts the lines
 // dropped. Close stops it.
-func NewSink(w io.Writer, m *Metrics) *Sink {
-	s := &Sink{w: w, m: m, ch: make(chan *[]byte, maxQueued), quit: make(chan struct{}), done: make(chan struct{})}
+func NewSink(w io.Writer, m *Metrics) *Sink { return newSink(w, m, maxPending) }
+
+func newSink(w io.Writer, m *Metrics, limit int) *Sink {
+	s := &Sink{w: w, m: m, limit: limit, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -295,69 +313,84 @@ func NewSink(w io.Writer, m *Metrics) *Sink {
 // Dropped is the number of lines dropped because the writer was behind.
 func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
 
-// Failed is the number of lines the writer could not write.
+// Failed is the number of batches the writer could not write.
 func (s *Sink) Failed() uint64 { return s.failed.Load() }
 
+// put queues the line in *bp and gives bp back to the pool.
 func (s *Sink) put(bp *[]byte) {
-	select {
-	case s.ch <- bp:
-	default:
+	line := *bp
+	s.mu.Lock()
+	if s.closed || len(s.pending)+len(line) > s.limit {
+		s.mu.Unlock()
 		s.dropped.Add(1)
 		if s.m != nil {
 			s.m.logDropped.Inc()
 		}
 		linePool.Put(bp)
+		return
+	}
+	before := len(s.pending)
+	s.pending = append(s.pending, line...)
+	s.mu.Unlock()
+	linePool.Put(bp)
+	if before < wakeBytes && before+len(line) >= wakeBytes {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
 func (s *Sink) run() {
 	defer close(s.done)
-	bw := bufio.NewWriterSize(s.w, 64<<10)
-	write := func(bp *[]byte) {
-		if _, err := bw.Write(*bp); err != nil {
-			s.failed.Add(1)
-			bw.Reset(s.w) // drop what the writer refused; go on with the next line
-		}
-		linePool.Put(bp)
-	}
-	flush := func() {
-		if err := bw.Flush(); err != nil {
-			s.failed.Add(1)
-			bw.Reset(s.w)
-		}
-	}
+	tick := time.NewTicker(flushInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case bp := <-s.ch:
-			write(bp)
+		case <-s.wake:
+			s.flush()
+		case <-tick.C:
+			s.flush()
 		case <-s.quit:
-			for {
-				select {
-				case bp := <-s.ch:
-					write(bp)
-				default:
-					flush()
-					return
-				}
-			}
+			s.flush()
+			return
 		}
-		// Write what else waits, then flush once.
-	more:
-		for {
-			select {
-			case bp := <-s.ch:
-				write(bp)
-			default:
-				break more
-			}
+	}
+}
+
+// flush writes what waits, batch after batch, until nothing does.
+func (s *Sink) flush() {
+	for {
+		s.mu.Lock()
+		batch := s.pending
+		s.pending = s.spare[:0]
+		s.spare = nil
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			s.mu.Lock()
+			s.spare = batch
+			s.mu.Unlock()
+			return
 		}
-		flush()
+		if _, err := s.w.Write(batch); err != nil {
+			s.failed.Add(1)
+		}
+		s.mu.Lock()
+		if cap(batch) <= s.limit {
+			s.spare = batch[:0]
+		}
+		s.mu.Unlock()
 	}
 }
 
 // Close writes the lines still waiting and stops the sink. Lines put
-// after Close are never written.
+// after Close are dropped.
 func (s *Sink) Close() {
-	s.once.Do(func() { close(s.quit) })
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.quit)
+	})
 	<-s.done
 }

@@ -30,6 +30,13 @@ type Gateway struct {
 	tracer trace.Tracer
 }
 
+// Span kinds, made once (an option is an interface value).
+var (
+	kindServer   = trace.WithSpanKind(trace.SpanKindServer)
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
 // propagator reads and writes W3C traceparent and tracestate.
 var propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
@@ -135,9 +142,9 @@ func (rec *Record) StartPolicy(namespace, name, phase string) PolicySpan {
 		return PolicySpan{}
 	}
 	ps := PolicySpan{rec: rec, start: time.Now(), key: policyKey{namespace, name, phase}}
-	if rec.span != nil {
+	if rec.recording {
 		_, ps.span = rec.gw.tracer.Start(rec.ctx, "policy "+namespace+"/"+name,
-			trace.WithSpanKind(trace.SpanKindInternal),
+			kindInternal,
 			trace.WithTimestamp(ps.start),
 			trace.WithAttributes(
 				attribute.String("novaedge.policy", namespace+"/"+name),
@@ -189,16 +196,21 @@ func (rec *Record) StartAttempt(addr string, h http.Header) AttemptSpan {
 		rec.upFirst = now
 	}
 	a := AttemptSpan{rec: rec, start: now}
-	if rec.span != nil {
+	switch {
+	case rec.recording:
 		var ctx context.Context
 		ctx, a.span = rec.gw.tracer.Start(rec.ctx, "upstream "+rec.backend,
-			trace.WithSpanKind(trace.SpanKindClient),
+			kindClient,
 			trace.WithTimestamp(now),
 			trace.WithAttributes(
 				attribute.String("server.address", addr),
 				attribute.String("novaedge.backend", rec.backend),
 				attribute.Int("novaedge.attempt", rec.attempts)))
 		propagator.Inject(ctx, headerCarrier(h))
+	case rec.span != nil:
+		// Not sampled: the backend still gets the trace, as a child of
+		// the server span, not sampled either.
+		propagator.Inject(rec.ctx, headerCarrier(h))
 	}
 	return a
 }

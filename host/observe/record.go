@@ -45,9 +45,10 @@ type Record struct {
 	upFirst    time.Time // the first attempt was sent
 	upLast     time.Duration
 
-	ctx   context.Context // carries span; nil without tracing
-	span  trace.Span
-	trace trace.TraceID
+	ctx       context.Context // carries span; nil without tracing
+	span      trace.Span
+	recording bool // span is sampled: its children are made
+	trace     trace.TraceID
 }
 
 var recordPool = sync.Pool{New: func() any {
@@ -100,20 +101,13 @@ func (rec *Record) Begin(gw *Gateway, requestID string, client netip.Addr) {
 	if gw == nil || gw.tracer == nil || rec.span != nil {
 		return
 	}
-	r := rec.req
-	ctx := propagator.Extract(context.Background(), headerCarrier(r.Header))
-	rec.ctx, rec.span = gw.tracer.Start(ctx, r.Method,
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithTimestamp(rec.start),
-		trace.WithAttributes(
-			attribute.String("http.request.method", r.Method),
-			attribute.String("url.path", r.URL.Path),
-			attribute.String("server.address", r.Host),
-			attribute.String("network.protocol.version", r.Proto),
-			attribute.String("client.address", client.String()),
-			attribute.String("novaedge.request_id", requestID),
-		))
+	ctx := propagator.Extract(context.Background(), headerCarrier(rec.req.Header))
+	// The name and the attributes are set at Finish, at once.
+	rec.ctx, rec.span = gw.tracer.Start(ctx, rec.req.Method,
+		kindServer,
+		trace.WithTimestamp(rec.start))
 	rec.trace = rec.span.SpanContext().TraceID()
+	rec.recording = rec.span.IsRecording()
 }
 
 // SetRoute records the route ("namespace/name") and backend
@@ -123,10 +117,6 @@ func (rec *Record) SetRoute(route, backend string) {
 		return
 	}
 	rec.route, rec.backend = route, backend
-	if rec.span != nil {
-		rec.span.SetName(rec.req.Method + " " + route)
-		rec.span.SetAttributes(attribute.String("http.route", route), attribute.String("novaedge.backend", backend))
-	}
 }
 
 // SetCacheStatus records what the response cache did for the request
@@ -178,16 +168,7 @@ func (rec *Record) Finish() {
 		rec.m.observeRequest(rec.route, rec.backend, status, d, rec.retries)
 	}
 	if rec.span != nil {
-		rec.span.SetAttributes(
-			attribute.Int("http.response.status_code", status),
-			attribute.Int64("http.response.body.size", rec.rw.bytes))
-		if rec.rejectedBy != "" {
-			rec.span.SetAttributes(attribute.String("novaedge.rejected_by", rec.rejectedBy))
-		}
-		if status >= 500 || status == 0 {
-			rec.span.SetStatus(codes.Error, "")
-		}
-		rec.span.End(trace.WithTimestamp(end))
+		rec.endSpan(status, end)
 	}
 	if gw := rec.gw; gw != nil && gw.log != nil && gw.log.wants(rec.req.URL.Path) {
 		if rec.requestID == "" {
@@ -203,6 +184,41 @@ func (rec *Record) Finish() {
 	}
 	*rec = Record{rw: responseWriter{rec: rec}}
 	recordPool.Put(rec)
+}
+
+// endSpan names the server span after the route, sets its attributes
+// (HTTP semantic conventions, and novaedge.* for the rest) and ends it.
+func (rec *Record) endSpan(status int, end time.Time) {
+	if !rec.span.IsRecording() {
+		rec.span.End()
+		return
+	}
+	r := rec.req
+	if rec.route != "" {
+		rec.span.SetName(r.Method + " " + rec.route)
+	}
+	var a [12]attribute.KeyValue
+	kv := append(a[:0],
+		attribute.String("http.request.method", r.Method),
+		attribute.String("url.path", r.URL.Path),
+		attribute.String("server.address", r.Host),
+		attribute.String("network.protocol.version", r.Proto),
+		attribute.String("client.address", rec.client.String()),
+		attribute.String("novaedge.request_id", rec.requestID),
+		attribute.Int("http.response.status_code", status),
+		attribute.Int64("http.response.body.size", rec.rw.bytes),
+	)
+	if rec.route != "" {
+		kv = append(kv, attribute.String("http.route", rec.route), attribute.String("novaedge.backend", rec.backend))
+	}
+	if rec.rejectedBy != "" {
+		kv = append(kv, attribute.String("novaedge.rejected_by", rec.rejectedBy))
+	}
+	rec.span.SetAttributes(kv...)
+	if status >= 500 || status == 0 {
+		rec.span.SetStatus(codes.Error, "")
+	}
+	rec.span.End(trace.WithTimestamp(end))
 }
 
 // bytesIn is the request body's size as read from the client so far.
