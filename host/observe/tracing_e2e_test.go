@@ -1,6 +1,7 @@
 package observe_test
 
 import (
+	"context"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -9,10 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/novaedge/novaedge/configs"
 )
 
 // receiver is an OTLP/HTTP collector: it decodes the export requests
@@ -300,5 +304,36 @@ func TestTracingWithoutCollector(t *testing.T) {
 	tr, _, flags := traceparent(t, tps[0])
 	if flags != "01" || parseLines(t, g.log.String())["no-collector"].TraceID != tr {
 		t.Errorf("traceparent %q; log %s", tps[0], g.log.String())
+	}
+}
+
+// TestTracingFlushedOnConfigChange: a change retires the generation; its
+// tracer exports the spans it held without waiting for its batch timer
+// or for the gateway to stop.
+func TestTracingFlushedOnConfigChange(t *testing.T) {
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "600000") // the batcher's timer never fires here: only a flush exports
+	rc := newReceiver(t)
+	be := newBackend(t, nil)
+	gwYAML := gatewayYAML(t, "  tracing: {enabled: true, endpoint: \""+rc.URL+"\"}\n")
+	rest := backendYAML("b", "", be) + routeYAML("r", "    - backendRefs: [{name: b}]\n")
+	g := start(t, gwYAML+rest)
+	const tid = "5bf92f3577b34da6a3ce929d0e0e4736"
+	send(t, "GET", g.base+"/", "", "Traceparent", "00-"+tid+"-00f067aa0ba902b7-01")
+	if n := len(rc.byTrace(tid)); n != 0 {
+		t.Fatalf("%d spans exported before any flush", n)
+	}
+	snap, err := configs.LoadFiles([]configs.File{{Name: "test.yaml", Data: []byte(strings.Replace(gwYAML, "tracing:", "accessLog: {enabled: true}\n  tracing:", 1) + rest)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.gw.Apply(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rc.byTrace(tid)) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spans of the retired generation not exported: %d", len(rc.byTrace(tid)))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
