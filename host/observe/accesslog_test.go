@@ -2,10 +2,14 @@ package observe
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -151,5 +155,80 @@ func TestSinkDropsWhenBehind(t *testing.T) {
 	s.put(line()) // after Close: dropped, not blocking
 	if s.Dropped() != 11 {
 		t.Errorf("a line after Close: dropped %d, want 11", s.Dropped())
+	}
+}
+
+type wrapper struct{ http.ResponseWriter }
+
+func (w wrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func TestRecordOf(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	rec, w := Start(nil, nil, httptest.NewRecorder(), r)
+	defer rec.Finish()
+	tests := []struct {
+		name string
+		w    http.ResponseWriter
+		want *Record
+	}{
+		{"the record's writer", w, rec},
+		{"wrapped by another writer", wrapper{wrapper{w}}, rec},
+		{"not observed", httptest.NewRecorder(), nil},
+		{"wrapping one not observed", wrapper{httptest.NewRecorder()}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RecordOf(tc.w); got != tc.want {
+				t.Errorf("RecordOf = %p, want %p", got, tc.want)
+			}
+		})
+	}
+	var none *Record // every method is safe on nil
+	none.SetCacheStatus("hit")
+	none.SetRejectedBy("p")
+	none.Begin(nil, "", netip.Addr{})
+	none.StartAttempt("a", http.Header{}).End()
+	none.StartPolicy("n", "p", "request").End(nil, false)
+	none.Finish()
+}
+
+// TestLineFields: every field a Record holds reaches the JSON line,
+// escaped as JSON.
+func TestLineFields(t *testing.T) {
+	r := httptest.NewRequest("POST", "/p\"ath", nil)
+	r.Host = "h<o>st"
+	rec, w := Start(nil, nil, httptest.NewRecorder(), r)
+	rec.Begin(nil, "id\n1", netip.MustParseAddr("2001:db8::1"))
+	rec.SetRoute("ns/r", "ns/b")
+	rec.SetCacheStatus("hit")
+	rec.SetRejectedBy("ns/p")
+	rec.SetRejectedBy("ns/later") // the first is kept
+	a := rec.StartAttempt("10.0.0.1:80", http.Header{})
+	a.Headers(200, nil)
+	a.End()
+	w.WriteHeader(201)
+	w.Write([]byte("abc"))
+	line := appendJSON(nil, rec, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), 1500*time.Microsecond)
+	rec.Finish()
+	var got map[string]any
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	want := map[string]any{
+		"time": "2026-01-02T03:04:05.000000006Z", "request_id": "id\n1", "trace_id": "", "client_ip": "2001:db8::1",
+		"method": "POST", "host": "h<o>st", "path": "/p\"ath", "protocol": "HTTP/1.1", "status": 201.0,
+		"bytes_in": 0.0, "bytes_out": 3.0, "duration_ms": 1.5, "route": "ns/r", "backend": "ns/b",
+		"endpoint": "10.0.0.1:80", "attempts": 1.0, "cache": "hit", "rejected_by": "ns/p",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
+		}
+	}
+	if len(got) != len(want)+1 { // + upstream_ms
+		t.Errorf("fields: %v", got)
+	}
+	if u, ok := got["upstream_ms"].(float64); !ok || u < 0 {
+		t.Errorf("upstream_ms %v", got["upstream_ms"])
 	}
 }

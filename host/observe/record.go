@@ -79,12 +79,28 @@ func Start(m *Metrics, fallback *Gateway, w http.ResponseWriter, r *http.Request
 	return rec, &rec.rw
 }
 
-// RecordOf returns the Record whose ResponseWriter w is, or nil.
+// RecordOf returns the Record whose ResponseWriter w is, or wraps
+// through Unwrap methods (as a compressing writer's), or nil.
 func RecordOf(w http.ResponseWriter) *Record {
-	if rw, ok := w.(*responseWriter); ok {
-		return rw.rec
+	for range 8 {
+		switch v := w.(type) {
+		case *responseWriter:
+			return v.rec
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
 	}
 	return nil
+}
+
+// Unwrap returns the ResponseWriter a Record's writer wraps, or w.
+func Unwrap(w http.ResponseWriter) http.ResponseWriter {
+	if rw, ok := w.(*responseWriter); ok {
+		return rw.w
+	}
+	return w
 }
 
 // Begin tells the record which gateway's settings (access log, tracing)

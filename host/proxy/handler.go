@@ -156,7 +156,9 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 			return
 		}
 		if r.ContentLength < 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			// The server's own writer: past the limit it closes the
+			// connection instead of reading the rest.
+			r.Body = http.MaxBytesReader(observe.Unwrap(w), r.Body, limit)
 		}
 	}
 

@@ -149,7 +149,7 @@ func (g *Gateway) backendStatuses() []upstream.BackendStatus {
 	return out
 }
 
-// policyRejected records on the request's record that policy i of the
+// rejected records on the request's record that policy i of the
 // chain answered or failed closed.
 func (cr *chainRun) rejected(i int) {
 	if cr.rec != nil && i >= 0 && i < len(cr.policies) {
