@@ -14,6 +14,7 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/admin"
+	"github.com/novaedge/novaedge/host/observe"
 	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/policy/bundled"
 	"github.com/novaedge/novaedge/host/proxy"
@@ -95,10 +96,11 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 	}
 	defer rt.Close(context.Background())
 	builder := &policy.Builder{Runtime: rt, Host: host}
-	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build, SecretsDir: s.SecretsDir})
+	metrics := observe.NewMetrics()
+	gw := proxy.New(proxy.Options{Logger: logger, Policies: builder.Build, SecretsDir: s.SecretsDir, Metrics: metrics})
 	caller.Gateway = gw
 	reg := admin.NewRegistry()
-	reg.MustRegister(&policy.Collector{Runtime: rt, Gateway: gw})
+	reg.MustRegister(&policy.Collector{Runtime: rt, Gateway: gw}, metrics)
 	adm := admin.New(gw, reg, logger)
 	if err := adm.Start(s.Admin); err != nil {
 		return fmt.Errorf("admin API: %w", err)

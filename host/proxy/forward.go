@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/host/compress"
+	"github.com/novaedge/novaedge/host/observe"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -28,6 +29,7 @@ type forwardReq struct {
 	chain   *chainRun        // the request's policies, or nil
 	backend *weightedBackend // the rule's backend chosen for this request
 	capture *cacheCapture    // the response cache's part, or nil (cache.go)
+	rec     *observe.Record  // nil: not observed
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -152,10 +154,16 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 			actx, cancel = context.WithTimeout(ctx, rp.perTry)
 			attemptReq = out.WithContext(actx)
 		}
+		at := fr.rec.StartAttempt(ep.Addr(), attemptReq.Header)
 		a := ep.Begin()
 		start := time.Now()
 		resp, err := be.Transport().RoundTrip(attemptReq)
 		oc := classify(r, ctx, resp, err)
+		if err != nil {
+			at.Headers(0, err)
+		} else {
+			at.Headers(resp.StatusCode, nil)
+		}
 
 		if rp != nil && attempt < rp.maxRetries && rp.wants(oc, resp) && safeToReplay(r, oc, replay != nil, guard) {
 			if rp.allowRetry() {
@@ -163,6 +171,8 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 				if resp != nil {
 					drain(resp.Body)
 				}
+				at.End()
+				fr.rec.Retry()
 				if cancel != nil {
 					cancel()
 				}
@@ -185,6 +195,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 
 		if err != nil {
+			at.End()
 			if cancel != nil {
 				cancel()
 			}
@@ -198,6 +209,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			a.End(upstream.Success, time.Since(start))
+			at.End()
 			st.upgrade(w, r, resp, upgrade, fr)
 			if cancel != nil {
 				cancel()
@@ -209,6 +221,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 		}
 		copyErr := st.writeResponse(w, r, resp, fr)
 		a.End(oc.result(), time.Since(start))
+		at.End()
 		resp.Body.Close()
 		if cancel != nil {
 			cancel()

@@ -26,6 +26,7 @@ import (
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/cache"
 	"github.com/novaedge/novaedge/host/compress"
+	"github.com/novaedge/novaedge/host/observe"
 	"github.com/novaedge/novaedge/host/tlsconf"
 	"github.com/novaedge/novaedge/host/upstream"
 )
@@ -42,6 +43,10 @@ type Options struct {
 	SecretsDir string
 	// TLS tunes how certificates are watched and OCSP-stapled.
 	TLS TLSOptions
+	// Metrics counts requests (nil: no metrics).
+	Metrics *observe.Metrics
+	// AccessLog is where access log lines go (default: os.Stdout).
+	AccessLog io.Writer
 }
 
 // Gateway owns the listeners and the current generation of routing state.
@@ -66,6 +71,9 @@ type Gateway struct {
 	// epochs counts the forced rebuilds of each policy (ApplyOptions.Rebuild):
 	// part of its key, so a rebuilt plugin is not the kept one.
 	epochs map[string]int
+
+	sink    *observe.Sink  // access log writer, started on first use
+	flushes sync.WaitGroup // retired generations' tracers exporting
 }
 
 // New returns a Gateway that serves nothing until Apply.
@@ -73,13 +81,17 @@ func New(opts Options) *Gateway {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Gateway{
+	g := &Gateway{
 		log:     opts.Logger,
 		opts:    opts,
 		servers: map[string]*server{},
 		conns:   map[net.Conn]struct{}{},
 		epochs:  map[string]int{},
 	}
+	if opts.Metrics != nil {
+		opts.Metrics.SetBackends(g.backendStatuses)
+	}
+	return g
 }
 
 // state is one generation: everything a request needs, built from one
@@ -100,6 +112,11 @@ type state struct {
 	// What the build reused from the previous generations.
 	keptB, keptP int
 
+	// Observability by gateway (nil: none asked for); observed is true
+	// when requests are recorded (metrics, or some gateway's).
+	obs      map[*configs.Gateway]*observe.Gateway
+	observed bool
+
 	// refs counts the requests using this state, plus one for being
 	// current. When it reaches zero the state closes its backends.
 	refs    atomic.Int64
@@ -111,7 +128,8 @@ type portRouter struct {
 	key    string
 	hosts  *hostRouter
 	limits configs.ClientLimits
-	tls    *tlsconf.SNI // nil for plain HTTP
+	tls    *tlsconf.SNI     // nil for plain HTTP
+	obs    *observe.Gateway // for requests no listener's hostname takes
 }
 
 // acquire returns the current state with a reference taken, or nil after
@@ -157,6 +175,7 @@ func (st *state) close() {
 		st.g.keptCerts.put(k)
 	}
 	st.releaseCaches()
+	st.closeObserve()
 	close(st.drained)
 }
 
@@ -317,6 +336,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	g.closeObservers(ctx)
 	return firstErr
 }
 
@@ -412,6 +432,9 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		rules[rt] = rs
 	}
 
+	if err := st.buildObserve(snap); err != nil {
+		return st, err
+	}
 	byPort := map[string][]*listenerRoutes{}
 	limits := map[string]configs.ClientLimits{}
 	snis := map[string]*tlsconf.SNI{}
@@ -464,7 +487,7 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		}
 	}
 	for key, ls := range byPort {
-		st.ports[key] = &portRouter{key: key, hosts: buildHostRouter(ls), limits: limits[key], tls: snis[key]}
+		st.ports[key] = &portRouter{key: key, hosts: buildHostRouter(ls), limits: limits[key], tls: snis[key], obs: st.portObserve(ls)}
 	}
 	return st, nil
 }

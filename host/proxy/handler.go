@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/observe"
 )
 
 // portHandler serves one bound address. It reads the current generation
@@ -30,6 +31,11 @@ func (p *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pr == nil {
 		writeError(w, http.StatusNotFound, "no listener", requestID(r)[0])
 		return
+	}
+	if st.observed {
+		rec, ow := observe.Start(p.g.opts.Metrics, pr.obs, w, r)
+		defer rec.Finish()
+		w = ow
 	}
 	st.serve(w, r, pr)
 }
@@ -86,6 +92,15 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		writeError(w, http.StatusNotFound, "no listener for host", id)
 		return
 	}
+	peer := peerAddr(r.RemoteAddr)
+	trusted := table.trusted.contains(peer)
+	client := peer
+	if trusted {
+		client = table.trusted.clientAddr(peer, r.Header["X-Forwarded-For"])
+	}
+	rec := observe.RecordOf(w)
+	rec.Begin(st.obs[table.gateway], id, client)
+
 	if table.redirect != nil && r.TLS == nil && serveSchemeRedirect(w, r, table.redirect, id) {
 		return
 	}
@@ -106,13 +121,9 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	var wb *weightedBackend
 	if len(rl.backends) > 0 {
 		wb = rl.pickBackend()
-	}
-
-	peer := peerAddr(r.RemoteAddr)
-	trusted := table.trusted.contains(peer)
-	client := peer
-	if trusted {
-		client = table.trusted.clientAddr(peer, r.Header["X-Forwarded-For"])
+		rec.SetRoute(rl.routeKey, wb.name)
+	} else {
+		rec.SetRoute(rl.routeKey, "")
 	}
 
 	var cr *chainRun
@@ -154,7 +165,9 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 			return
 		}
 		if r.ContentLength < 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			// The server's own writer: past the limit it closes the
+			// connection instead of reading the rest.
+			r.Body = http.MaxBytesReader(observe.Unwrap(w), r.Body, limit)
 		}
 	}
 
@@ -183,6 +196,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		trusted: trusted,
 		chain:   cr,
 		backend: wb,
+		rec:     rec,
 	}
 	if table.cache != nil {
 		st.serveCached(w, r, ctx, fr, table.cache)

@@ -101,6 +101,7 @@ func (g *Gateway) newFeed(s *server, lim limits) *feed {
 			MaxHeaderBytes:    lim.maxHeaderBytes,
 			Protocols:         &protos,
 			ErrorLog:          log.New(slogWriter{g.log}, "", 0),
+			ConnState:         g.connState,
 		},
 	}
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/observe"
 )
 
 // Policy is a ProxyPolicy made ready to serve: a proxy-wasm plugin, in
@@ -175,6 +176,7 @@ type chainRun struct {
 	// one does. reqSkip belongs to the request body's reader (which may be
 	// the transport's goroutine), respSkip to the response's copy.
 	reqSkip, respSkip []bool
+	rec               *observe.Record // nil: not observed
 }
 
 // runRequest runs the request side of the chain. It returns false if the
@@ -182,23 +184,29 @@ type chainRun struct {
 func (st *state) runRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, policies []*boundPolicy, info StreamInfo, cr *chainRun) bool {
 	cr.policies = policies
 	cr.streams = make([]PolicyStream, len(policies))
+	cr.rec = observe.RecordOf(w)
 	for i, bp := range policies {
+		ps := cr.rec.StartPolicy(bp.cfg.Metadata.Namespace, bp.cfg.Metadata.Name, "request")
 		s, err := bp.impl.NewStream(ctx, r, info)
 		if err != nil {
+			ps.End(err, false)
 			if bp.failOpen {
 				st.g.log.Warn("policy failed; failing open", "policy", bp.name(), "request_id", info.RequestID, "error", err)
 				continue
 			}
+			cr.rejected(i)
 			st.policyFailed(w, bp, info.RequestID, err)
 			return false
 		}
 		cr.streams[i] = s
 		local, err := s.RequestHeaders(ctx, r)
+		ps.End(err, local != nil)
 		if err != nil {
 			if bp.failOpen {
 				st.g.log.Warn("policy failed; failing open", "policy", bp.name(), "request_id", info.RequestID, "error", err)
 				continue
 			}
+			cr.rejected(i)
 			st.policyFailed(w, bp, info.RequestID, err)
 			return false
 		}
@@ -223,16 +231,20 @@ func (cr *chainRun) responseFrom(ctx context.Context, st *state, from, status in
 		if s == nil {
 			continue
 		}
+		bp := cr.policies[i]
+		ps := cr.rec.StartPolicy(bp.cfg.Metadata.Namespace, bp.cfg.Metadata.Name, "response")
 		local, err := s.ResponseHeaders(ctx, status, h, eos)
+		ps.End(err, local != nil)
 		if err != nil {
-			bp := cr.policies[i]
 			if bp.failOpen {
 				st.g.log.Warn("policy failed; failing open", "policy", bp.name(), "request_id", requestID, "error", err)
 				continue
 			}
+			cr.rejected(i)
 			return nil, fmt.Errorf("policy %s: %w", bp.name(), err)
 		}
 		if local != nil {
+			cr.rejected(i)
 			return local, nil
 		}
 	}
@@ -243,6 +255,7 @@ func (cr *chainRun) responseFrom(ctx context.Context, st *state, from, status in
 // saw the request) see its headers on the response path, as Envoy's
 // filters do.
 func (cr *chainRun) respond(ctx context.Context, w http.ResponseWriter, local *LocalResponse, at int, requestID string, st *state) {
+	cr.rejected(at)
 	h := local.Headers
 	if h == nil {
 		h = http.Header{}

@@ -325,8 +325,10 @@ func (st *state) bodyFailed(ctx context.Context, w http.ResponseWriter, r *http.
 	case pb.fail.local != nil:
 		cr.respond(ctx, w, pb.fail.local, pb.fail.at, id, st)
 	case pb.fail.err != nil && errors.Is(pb.fail.err, ErrBodyTooLarge):
+		cr.rejected(pb.fail.at)
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large for policy "+cr.policies[pb.fail.at].name(), id)
 	case pb.fail.err != nil:
+		cr.rejected(pb.fail.at)
 		st.policyFailed(w, cr.policies[pb.fail.at], id, pb.fail.err)
 	default:
 		var mbe *http.MaxBytesError
@@ -395,6 +397,7 @@ var errClientGone = errors.New("client went away")
 // stop handles a policy that answered or failed on the response body.
 func (rb *responseBody) stop(step bodyStep) error {
 	bp := rb.cr.policies[step.at]
+	rb.cr.rejected(step.at)
 	if rb.wrote {
 		return fmt.Errorf("policy %s stopped a response already under way: %v", bp.name(), step.err)
 	}

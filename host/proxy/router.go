@@ -167,6 +167,7 @@ type routeTable struct {
 	// compress is the gateway's response compression, or nil.
 	compress *compress.Config
 	cache    *cache.Cache // the gateway's response cache, or nil
+	gateway  *configs.Gateway
 }
 
 // best returns the winning match for r, or nil.
@@ -415,6 +416,7 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 		maxBody: sel.listener.MaxRequestBodySize.B(0),
 		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
 		cache:   sel.cache,
+		gateway: sel.gateway,
 	}
 	t.redirect = sel.redirect
 	t.compress = sel.compress

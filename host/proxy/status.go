@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/observe"
 	"github.com/novaedge/novaedge/host/upstream"
 )
 
@@ -40,11 +41,8 @@ func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 		if gw.Spec.VIPRef != "" {
 			add(configs.KindGateway, name, "spec.vipRef", "binding to a ProxyVIP is not active yet")
 		}
-		if t := gw.Spec.Tracing; t != nil && t.Enabled {
-			add(configs.KindGateway, name, "spec.tracing", "not active yet")
-		}
-		if a := gw.Spec.AccessLog; a != nil && a.Enabled {
-			add(configs.KindGateway, name, "spec.accessLog", "not active yet")
+		if n := observe.TracingNotice(gw.Spec.Tracing); n != "" {
+			add(configs.KindGateway, name, "spec.tracing.endpoint", n)
 		}
 	}
 	for _, p := range snap.Policies {

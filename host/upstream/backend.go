@@ -69,6 +69,8 @@ type Backend struct {
 	lb      atomic.Pointer[lbState] // what Pick reads
 	buildMu sync.Mutex              // serializes rebuilds of lb
 
+	ejectionsTotal atomic.Uint64 // endpoints ejected by outlier detection
+
 	mu             sync.Mutex // guards what follows and the ejection state of endpoints
 	eps            []*Endpoint
 	version        uint64 // of eps

@@ -18,8 +18,9 @@ type breaker struct {
 	max        int64
 	maxPending int // < 0: no limit on waiters
 
-	active  atomic.Int64 // admitted requests
-	waiting atomic.Int64 // len(queue), readable without mu
+	active   atomic.Int64  // admitted requests
+	waiting  atomic.Int64  // len(queue), readable without mu
+	rejected atomic.Uint64 // requests refused: too many waiting
 
 	mu    sync.Mutex
 	queue []*waiter // FIFO
@@ -102,6 +103,7 @@ func (br *breaker) acquire(ctx context.Context) (func(), error) {
 	if br.maxPending >= 0 && len(br.queue) >= br.maxPending {
 		br.waiting.Add(-1)
 		br.mu.Unlock()
+		br.rejected.Add(1)
 		return nil, ErrOverloaded
 	}
 	w := waiterPool.Get().(*waiter)

@@ -127,6 +127,7 @@ func (b *Backend) eject(ep *Endpoint, now time.Time) {
 	ep.ejectedUntil = now.Add(d)
 	ep.state.Or(stateEjected)
 	ep.uneject.schedule(d)
+	b.ejectionsTotal.Add(1)
 	count := ep.ejections
 	b.mu.Unlock()
 	b.log.Warn("endpoint ejected", "endpoint", ep.addr,

@@ -18,9 +18,14 @@ type BackendStatus struct {
 	Panic bool `json:"panic"`
 	// Active and Pending are the requests holding and waiting for a
 	// circuit-breaker slot (both 0 without a limit).
-	Active    int64            `json:"active"`
-	Pending   int64            `json:"pending"`
-	Endpoints []EndpointStatus `json:"endpoints"`
+	Active  int64 `json:"active"`
+	Pending int64 `json:"pending"`
+	// EjectionsTotal counts the ejections by outlier detection, and
+	// BreakerRejections the requests the circuit breaker refused, since
+	// the backend started.
+	EjectionsTotal    uint64           `json:"ejectionsTotal"`
+	BreakerRejections uint64           `json:"breakerRejections"`
+	Endpoints         []EndpointStatus `json:"endpoints"`
 }
 
 // EndpointStatus is a point-in-time view of one endpoint.
@@ -50,7 +55,9 @@ func (b *Backend) Status() BackendStatus {
 	}
 	if b.breaker != nil {
 		st.Active, st.Pending = b.breaker.inUse()
+		st.BreakerRejections = b.breaker.rejected.Load()
 	}
+	st.EjectionsTotal = b.ejectionsTotal.Load()
 	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
