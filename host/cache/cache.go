@@ -33,6 +33,16 @@ type Config struct {
 	Policy
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Hooks, if set, follow what the cache holds (for metrics).
+	Hooks Hooks
+}
+
+// Hooks are told of entries going in and out; any may be nil. They run
+// under the cache's locks: they must be quick and not call the cache.
+type Hooks struct {
+	Stored  func(bytes int64) // an entry of this cost went in
+	Removed func(bytes int64) // an entry of this cost went out (any reason)
+	Evicted func()            // ristretto evicted an entry to make room
 }
 
 // Cache is a response cache. Safe for concurrent use.
@@ -55,6 +65,7 @@ type Entry struct {
 	public  string
 	marker  bool
 	vary    []string // fields the response varies on (canonical, sorted)
+	held    int64    // what it counts against MaxSize
 
 	Status int
 	Header http.Header // as the upstream sent it, less hop-by-hop fields
@@ -97,6 +108,11 @@ func New(cfg Config) (*Cache, error) {
 		BufferItems:        64,
 		IgnoreInternalCost: true,
 		OnExit:             c.forget,
+		OnEvict: func(*ristretto.Item[*Entry]) {
+			if c.cfg.Hooks.Evicted != nil {
+				c.cfg.Hooks.Evicted()
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -254,13 +270,20 @@ func (c *Cache) put(e *Entry, cost int64, ttl time.Duration) {
 	if ttl < 0 {
 		return
 	}
+	e.held = cost
 	c.mu.Lock()
 	m := c.index[e.public]
 	if m == nil {
 		m = map[string]*Entry{}
 		c.index[e.public] = m
 	}
+	if old := m[e.key]; old != nil && old != e && c.cfg.Hooks.Removed != nil {
+		c.cfg.Hooks.Removed(old.held) // replaced: its forget finds e, not it
+	}
 	m[e.key] = e
+	if c.cfg.Hooks.Stored != nil {
+		c.cfg.Hooks.Stored(cost)
+	}
 	c.mu.Unlock()
 	if !c.rc.SetWithTTL(e.key, e, cost, ttl) {
 		c.forget(e)
@@ -282,6 +305,9 @@ func (c *Cache) forget(e *Entry) {
 	delete(m, e.key)
 	if len(m) == 0 {
 		delete(c.index, e.public)
+	}
+	if c.cfg.Hooks.Removed != nil {
+		c.cfg.Hooks.Removed(e.held)
 	}
 }
 

@@ -110,7 +110,13 @@ type Config struct {
 	minSize int64
 	level   int
 	pools   [numAlgorithms]*encoderPool
+	onDone  func(alg Algorithm, in, out int64)
 }
+
+// OnDone sets a function called when a compressed response ends, with its
+// encoding and the bytes before and after compression (for metrics). Set
+// it before the Config serves.
+func (c *Config) OnDone(f func(alg Algorithm, in, out int64)) { c.onDone = f }
 
 // DefaultMinSize is the smallest body compressed when the configuration
 // does not say (configs applies it as the default of minSize): below

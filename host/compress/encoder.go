@@ -25,9 +25,16 @@ type encoder struct {
 	pool *encoderPool
 }
 
-type sink struct{ w io.Writer }
+type sink struct {
+	w io.Writer
+	n int64 // bytes written to w
+}
 
-func (s *sink) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *sink) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.n += int64(n)
+	return n, err
+}
 
 // encoderPool holds the idle encoders of one algorithm at one effective
 // level.
@@ -71,7 +78,7 @@ const zstdWindow = 1 << 20
 // get returns an encoder writing to w.
 func (p *encoderPool) get(w io.Writer) *encoder {
 	if e, _ := p.pool.Get().(*encoder); e != nil {
-		e.sink.w = w
+		e.sink.w, e.sink.n = w, 0
 		e.c.Reset(&e.sink)
 		return e
 	}

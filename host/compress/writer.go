@@ -24,6 +24,7 @@ type Writer struct {
 	status int
 	buf    *[]byte // held body while deciding
 	enc    *encoder
+	in     int64 // body bytes encoded
 }
 
 type writerState uint8
@@ -122,9 +123,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 		if err := w.encode(); err != nil {
 			return 0, err
 		}
-		return w.enc.c.Write(p)
+		n, err := w.enc.c.Write(p)
+		w.in += int64(n)
+		return n, err
 	case stateEncoding:
-		return w.enc.c.Write(p)
+		n, err := w.enc.c.Write(p)
+		w.in += int64(n)
+		return n, err
 	}
 	return 0, errDone
 }
@@ -174,6 +179,9 @@ func (w *Writer) Close() error {
 		}
 	case stateEncoding:
 		err = w.enc.c.Close()
+		if w.cfg.onDone != nil {
+			w.cfg.onDone(w.alg, w.in, w.enc.sink.n)
+		}
 	}
 	w.drop()
 	*w = Writer{}
@@ -236,6 +244,7 @@ func (w *Writer) encode() error {
 			if _, err := w.enc.c.Write(b); err != nil {
 				return err
 			}
+			w.in += int64(len(b))
 		}
 	}
 	return nil

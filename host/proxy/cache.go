@@ -14,6 +14,7 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/cache"
+	"github.com/novaedge/novaedge/host/observe"
 )
 
 // The response cache of a ProxyGateway (spec.cache)
@@ -80,6 +81,7 @@ func (g *Gateway) cacheFor(st *state, gw *configs.Gateway) (*cache.Cache, error)
 			MaxSize:      cfg.MaxSize.B(0),
 			MaxEntrySize: cfg.MaxEntrySize.B(0),
 			Policy:       cache.Policy{DefaultTTL: cfg.DefaultTTL.D(0), MaxTTL: cfg.MaxTTL.D(0)},
+			Hooks:        cacheHooks(g.opts.Metrics),
 		})
 	}, (*cache.Cache).Close)
 	if err != nil {
@@ -144,9 +146,10 @@ var ErrNoSuchCache = errors.New("no gateway with a cache")
 // cacheCapture is the cache's part in one request that goes upstream:
 // forward hands it the upstream's response before writing it.
 type cacheCapture struct {
-	c      *cache.Cache
-	xcache string
-	store  bool // a GET miss: capture the response to store it
+	c       *cache.Cache
+	xcache  string
+	metrics *observe.Metrics // nil: none
+	store   bool             // a GET miss: capture the response to store it
 	// invalidate is the public key an unsafe request removes on success.
 	invalidate string
 	reqHeader  http.Header // the client's, before forward edits it
@@ -193,7 +196,44 @@ func (cc *cacheCapture) commit(primary, public string) *cache.Entry {
 		Request: cc.reqHeader, Authenticated: cc.authenticated, Status: cc.status, Header: cc.header, Body: b.buf,
 		RequestTime: cc.requestTime, ResponseTime: cc.responseTime,
 	})
+	if e != nil && cc.metrics != nil {
+		cc.metrics.Cache.Stores.Inc()
+	}
 	return e
+}
+
+// cacheHooks feed the cache metrics: entries and bytes held (all caches
+// together) and evictions.
+func cacheHooks(m *observe.Metrics) cache.Hooks {
+	if m == nil {
+		return cache.Hooks{}
+	}
+	return cache.Hooks{
+		Stored:  func(n int64) { m.Cache.Entries.Inc(); m.Cache.Bytes.Add(float64(n)) },
+		Removed: func(n int64) { m.Cache.Entries.Dec(); m.Cache.Bytes.Sub(float64(n)) },
+		Evicted: m.Cache.Evictions.Inc,
+	}
+}
+
+// noteCache records a response's cache status (HIT, MISS, BYPASS) in its
+// access log line and the cache metrics.
+func (st *state) noteCache(w http.ResponseWriter, status string) {
+	m := st.g.opts.Metrics
+	rec := observe.RecordOf(w)
+	switch status {
+	case cacheHit:
+		rec.SetCacheStatus("hit")
+		if m != nil {
+			m.Cache.Hits.Inc()
+		}
+	case cacheMiss:
+		rec.SetCacheStatus("miss")
+		if m != nil {
+			m.Cache.Misses.Inc()
+		}
+	default:
+		rec.SetCacheStatus("bypass")
+	}
 }
 
 // captureBody keeps a copy of what is read from the upstream's body, up
@@ -248,8 +288,14 @@ func cacheBypassed(r *http.Request) bool {
 // from the cache when it can, else upstream (one request for concurrent
 // misses), storing what may be stored.
 func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context.Context, fr *forwardReq, c *cache.Cache) {
-	cc := &cacheCapture{c: c, xcache: cacheBypass}
+	cc := &cacheCapture{c: c, xcache: cacheBypass, metrics: st.g.opts.Metrics}
 	fr.capture = cc
+	hit := false // serveEntry notes hits
+	defer func() {
+		if !hit {
+			st.noteCache(w, cc.xcache)
+		}
+	}()
 	primary, public := cache.Key(fr.rule.cacheScope, normalizeHost(r.Host), r.URL.EscapedPath(), r.URL.RawQuery)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -268,11 +314,13 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 		now := c.Now()
 		age := e.Age(now)
 		if cache.Fits(r.Header, age, e.Lifetime) {
+			hit = true
 			st.serveEntry(w, r, fr, e, now)
 			return
 		}
 		if cache.StaleFits(r.Header, age, e.Lifetime, e.StaleWindow) {
 			st.refresh(r, fr, c, primary, public)
+			hit = true
 			st.serveEntry(w, r, fr, e, now)
 			return
 		}
@@ -296,6 +344,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 			return // the client went away
 		}
 		if e != nil && e.Matches(primary, r.Header) {
+			hit = true
 			st.serveEntry(w, r, fr, e, c.Now())
 			return
 		}
@@ -325,7 +374,7 @@ func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, primar
 	out := r.Clone(context.Background())
 	out.Body, out.ContentLength = http.NoBody, 0
 	cc := &cacheCapture{c: c, xcache: cacheMiss, store: true, reqHeader: out.Header.Clone(), requestTime: c.Now(),
-		authenticated: authenticates(fr.match.policies)}
+		authenticated: authenticates(fr.match.policies), metrics: st.g.opts.Metrics}
 	bfr := *fr
 	bfr.chain, bfr.capture = nil, cc
 	timeout := fr.rule.timeout
@@ -361,6 +410,7 @@ var notModifiedFields = []string{"Cache-Control", "Content-Location", "Date", "E
 // serveEntry answers a request from a stored response, through the
 // response path (the response policies and header edits apply).
 func (st *state) serveEntry(w http.ResponseWriter, r *http.Request, fr *forwardReq, e *cache.Entry, now time.Time) {
+	st.noteCache(w, cacheHit)
 	resp := &http.Response{StatusCode: e.Status, Body: http.NoBody, Request: r}
 	if e.Status == http.StatusOK && cache.NotModified(r.Header, e.Header) {
 		resp.StatusCode = http.StatusNotModified

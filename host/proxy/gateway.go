@@ -443,6 +443,13 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		if err != nil {
 			return st, fmt.Errorf("gateway %s: compression: %w", key(gw.Metadata), err)
 		}
+		if m := g.opts.Metrics; cz != nil && m != nil {
+			cz.OnDone(func(alg compress.Algorithm, in, out int64) {
+				m.Compression.Responses.WithLabelValues(alg.String()).Inc()
+				m.Compression.BytesIn.Add(float64(in))
+				m.Compression.BytesOut.Add(float64(out))
+			})
+		}
 		gc, err := g.cacheFor(st, gw)
 		if err != nil {
 			return st, err
