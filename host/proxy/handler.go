@@ -87,7 +87,17 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		r.URL.RawPath = ""
 	}
 
-	table := pr.hosts.lookup(normalizeHost(r.Host))
+	host := normalizeHost(r.Host)
+	// A request must be for a host of the listener its TLS handshake
+	// chose (by SNI): one of another HTTPS listener on the port would get
+	// that one's certificate and TLS settings (a TLS1.3-only listener
+	// reached over TLS 1.2). 421 lets the client retry on a connection of
+	// its own, as it does after HTTP/2 connection coalescing.
+	if r.TLS != nil && pr.tls != nil && pr.tls.Config(r.TLS.ServerName) != pr.tls.Config(host) {
+		writeError(w, http.StatusMisdirectedRequest, "the request's host is not the TLS server name's", id)
+		return
+	}
+	table := pr.hosts.lookup(host)
 	if table == nil {
 		writeError(w, http.StatusNotFound, "no listener for host", id)
 		return

@@ -178,6 +178,30 @@ func TestHTTPSListeners(t *testing.T) {
 		}
 	})
 
+	t.Run("Host of another listener than the SNI's: 421", func(t *testing.T) {
+		c := env.client(tlsAddr, false)
+		for _, tc := range []struct {
+			url, host string
+			want      int
+		}{
+			{"https://www.example.org/", "a.example.com", 421}, // TLS 1.2 allowed by SNI, not by a.example.com
+			{"https://a.example.com/", "www.example.org", 421},
+			{"https://a.example.com/", "A.Example.COM:443", 200},
+			{"https://www.example.org/", "other.example.org", 200}, // the same wildcard listener
+		} {
+			req, _ := http.NewRequest("GET", tc.url, nil)
+			req.Host = tc.host
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("SNI of %s, Host %s: %d, want %d", tc.url, tc.host, resp.StatusCode, tc.want)
+			}
+		}
+	})
+
 	t.Run("HTTP/1.1 over TLS", func(t *testing.T) {
 		resp, err := env.client(tlsAddr, false).Get("https://www.example.org/one")
 		if err != nil {
