@@ -216,16 +216,13 @@ func (c *Cache) Store(primary, public string, r *Response) (*Entry, string) {
 	if int64(len(r.Body)) > c.cfg.MaxEntrySize {
 		return nil, "larger than maxEntrySize"
 	}
-	life := c.cfg.Lifetime(r.Header, r.ResponseTime)
-	e := &Entry{
-		key: primary, primary: primary, public: public,
-		Status: r.Status, Header: r.Header, Body: r.Body,
-		responseTime: r.ResponseTime,
-		initialAge:   InitialAge(r.Header, r.RequestTime, r.ResponseTime),
-		Lifetime:     life,
-		StaleWindow:  c.cfg.StaleWindow(r.Header),
+	e := c.newEntry(primary, public, r)
+	// An entry with a validator is kept past its freshness, for Keep, to
+	// be revalidated with a conditional request.
+	ttl := e.Lifetime + e.StaleWindow - e.Age(c.cfg.Now())
+	if _, v := Validator(r.Header); v != "" {
+		ttl += c.cfg.Keep
 	}
-	ttl := life + e.StaleWindow - e.Age(c.cfg.Now())
 	if ttl <= 0 {
 		return nil, reasonExpired
 	}
@@ -233,11 +230,58 @@ func (c *Cache) Store(primary, public string, r *Response) (*Entry, string) {
 		e.vary = fields
 		e.key = variantKey(primary, fields, r.Request)
 		m := &Entry{key: primary, primary: primary, public: public, marker: true, vary: fields}
-		c.set(slot{m, int64(len(primary) + entryOverhead), c.cfg.MaxTTL}, slot{e, e.cost(), ttl})
+		// The marker outlives any of its variants: freshness and stale
+		// window are capped by MaxTTL.
+		markerTTL := c.cfg.MaxTTL
+		if markerTTL > 0 {
+			markerTTL = 2*markerTTL + c.cfg.Keep
+		}
+		c.set(slot{m, int64(len(primary) + entryOverhead), markerTTL}, slot{e, e.cost(), ttl})
 	} else {
 		c.set(slot{e, e.cost(), ttl})
 	}
 	return e, ""
+}
+
+// newEntry makes the entry of a response, without storing it. A response
+// that says no-cache has no freshness: it is revalidated before each use.
+func (c *Cache) newEntry(primary, public string, r *Response) *Entry {
+	e := &Entry{
+		key: primary, primary: primary, public: public,
+		Status: r.Status, Header: r.Header, Body: r.Body,
+		responseTime: r.ResponseTime,
+		initialAge:   InitialAge(r.Header, r.RequestTime, r.ResponseTime),
+		StaleWindow:  c.cfg.StaleWindow(r.Header),
+	}
+	if !ParseCacheControl(r.Header["Cache-Control"]).NoCache {
+		e.Lifetime = c.cfg.Lifetime(r.Header, r.ResponseTime)
+	}
+	return e
+}
+
+// Revalidated updates a stored entry with the 304 (Not Modified) its
+// revalidation got (RFC 9111 §4.3.4): r holds the 304's header and the
+// times of the conditional request; its Status and Body are not used.
+// The updated entry is old's status and body with the 304's header
+// fields merged in (MergeNotModified), its age counted from the 304. It
+// replaces old if the rules still allow storing it; if not (the 304 says
+// no-store, private, sets a cookie, …), old is removed and the updated
+// entry is returned all the same, to answer the request that revalidated
+// it, with why it was not stored.
+func (c *Cache) Revalidated(primary, public string, old *Entry, r *Response) (*Entry, string) {
+	nr := *r
+	nr.Status, nr.Body = old.Status, old.Body
+	nr.Header = MergeNotModified(old.Header, r.Header, r.ResponseTime)
+	e, why := c.Store(primary, public, &nr)
+	if e != nil {
+		return e, ""
+	}
+	if cur, ok := c.rc.Get(old.key); ok && cur == old {
+		c.rc.Del(old.key)
+	}
+	e = c.newEntry(primary, public, &nr)
+	e.key = old.key
+	return e, why
 }
 
 // cost is what an entry counts against maxSize.

@@ -14,9 +14,9 @@ import (
 // left out, this cache does not combine ranges), unless
 //
 //   - the request or the response says no-store;
-//   - the response says private or no-cache (qualified or not: the cache
-//     never revalidates, so a response that must be revalidated before
-//     each reuse is not worth storing);
+//   - the response says private, or no-cache (qualified or not) without a
+//     validator (ETag or Last-Modified): such a response must be
+//     revalidated before each reuse, which takes a validator;
 //   - the response sets a cookie (Set-Cookie), or varies on every request
 //     (Vary: *), or announces trailers;
 //   - the request carried Authorization (or passed an authentication
@@ -36,14 +36,22 @@ import (
 //
 // Reuse: while fresh; a request's max-age caps the age it accepts, its
 // min-fresh asks for that much freshness left, and its no-cache (or
-// max-age=0, or Pragma: no-cache without Cache-Control) sends it upstream,
-// the answer replacing the entry. Stale, only within the response's
+// max-age=0, or Pragma: no-cache without Cache-Control) sends it upstream
+// (revalidating it, see below). Stale, only within the response's
 // stale-while-revalidate window (not with must-revalidate,
 // proxy-revalidate or s-maxage), to a request without max-age, min-fresh
 // or no-cache, while one background request refreshes the entry
-// (StaleWindow, StaleFits). The cache does not revalidate with
-// conditional requests: an entry that may not be served goes, and the
-// next response replaces it.
+// (StaleWindow, StaleFits).
+//
+// Revalidation (RFC 9111 §4.3): a response that says no-cache has no
+// freshness (it is never served without revalidation), nor a stale
+// window. An entry with a validator is kept Policy.Keep past its
+// freshness and stale window; when it may not be served as it is (stale,
+// no-cache, or the request's no-cache, max-age or min-fresh), the request
+// goes upstream with the entry's validator (If-None-Match from its ETag,
+// else If-Modified-Since from its Last-Modified) unless the client sent
+// conditional fields of its own. A 304 updates the entry (Revalidated,
+// MergeNotModified); any other response replaces it as a miss would.
 
 // cacheableStatus are the statuses stored without explicit freshness too
 // (heuristically cacheable, RFC 9110 §15.1), less 206.
@@ -53,6 +61,10 @@ var cacheableStatus = [...]int{200, 203, 204, 300, 301, 308, 404, 405, 410, 414,
 type Policy struct {
 	DefaultTTL time.Duration // freshness of a response without explicit freshness
 	MaxTTL     time.Duration // cap on any freshness (0: none)
+	// Keep is how long an entry with a validator (ETag or Last-Modified)
+	// is kept past its freshness and stale window, to be revalidated with
+	// a conditional request rather than fetched again (0: not kept).
+	Keep time.Duration
 }
 
 // Why a response is not stored; "" when it is.
@@ -60,7 +72,7 @@ const (
 	reasonStatus        = "status not cacheable"
 	reasonNoStore       = "no-store"
 	reasonPrivate       = "private"
-	reasonNoCache       = "no-cache"
+	reasonNoCache       = "no-cache without a validator"
 	reasonSetCookie     = "Set-Cookie"
 	reasonVaryStar      = "Vary: *"
 	reasonAuthorization = "request has Authorization"
@@ -88,7 +100,7 @@ func Storable(req http.Header, status int, resp http.Header, authenticated bool)
 		return reasonNoStore
 	case cc.Private:
 		return reasonPrivate
-	case cc.NoCache:
+	case cc.NoCache && !hasValidator(resp):
 		return reasonNoCache
 	case len(resp["Set-Cookie"]) > 0:
 		return reasonSetCookie
@@ -185,7 +197,7 @@ func Fits(req http.Header, age, lifetime time.Duration) bool {
 // §4.2.4).
 func (p Policy) StaleWindow(resp http.Header) time.Duration {
 	cc := ParseCacheControl(resp["Cache-Control"])
-	if cc.StaleWhileRevalidate <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 {
+	if cc.StaleWhileRevalidate <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 || cc.NoCache {
 		return 0
 	}
 	d := time.Duration(cc.StaleWhileRevalidate) * time.Second

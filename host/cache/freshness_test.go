@@ -70,6 +70,8 @@ func TestStorable(t *testing.T) {
 		{"response no-store", nil, 200, hdr("Cache-Control", "max-age=60, no-store"), reasonNoStore, false},
 		{"private", nil, 200, hdr("Cache-Control", "private, max-age=60"), reasonPrivate, false},
 		{"no-cache", nil, 200, hdr("Cache-Control", "no-cache"), reasonNoCache, false},
+		{"no-cache with an ETag", nil, 200, hdr("Cache-Control", "no-cache", "Etag", `"x"`), "", false},
+		{"no-cache with Last-Modified", nil, 200, hdr("Cache-Control", `no-cache="Set-Cookie2"`, "Last-Modified", date(0)), "", false},
 		{"Set-Cookie", nil, 200, hdr("Set-Cookie", "a=b"), reasonSetCookie, false},
 		{"Vary: *", nil, 200, hdr("Vary", "Accept, *"), reasonVaryStar, false},
 		{"Vary on a field", nil, 200, hdr("Vary", "Accept"), "", false},

@@ -40,6 +40,24 @@ import (
 // A stale entry within its stale-while-revalidate window is served (HIT,
 // its Age past its freshness) while one background request refreshes it.
 //
+// Revalidation (RFC 9111 §4.3): an entry with a validator that may not be
+// served as it is (stale, stored with no-cache, or the request says
+// no-cache, max-age=0, …) is revalidated: the request goes upstream with
+// If-None-Match (the entry's ETag) or else If-Modified-Since (its
+// Last-Modified). A 304 updates the entry (the 304's fields, a new age)
+// and stores it again; the client gets the stored response, 200 with
+// its body (or 304 if its own conditional fields match it), with
+// X-Cache: REVALIDATED (access log cache "revalidated", counted in
+// novaedge_cache_hits_total: the body came from the cache; the re-store
+// is not counted in novaedge_cache_stores_total). Any other answer goes
+// to the client as a MISS and replaces the entry if it may be stored. A
+// client that sent conditional fields of its own gets them passed
+// through, not the cache's: the upstream's 304 answers the client's
+// validators, and updates the entry only if it carries the entry's
+// strong ETag (which then selects it, RFC 9111 §4.3.4); a 304 is never
+// stored as a response. Revalidations of one key are coalesced like
+// misses, and the stale-while-revalidate refresh is conditional too.
+//
 // Concurrent misses of one key make one upstream request: the first goes
 // upstream, the others wait for it and are served its response if it was
 // stored (and they vary like it); otherwise each goes upstream itself, so
@@ -58,6 +76,9 @@ const (
 	cacheHit    = "HIT"
 	cacheMiss   = "MISS"
 	cacheBypass = "BYPASS"
+	// cacheRevalidated: the stored response was served after the
+	// upstream confirmed it with a 304 to a conditional request.
+	cacheRevalidated = "REVALIDATED"
 )
 
 // cacheKeyOf is the key under which generations share a gateway's cache.
@@ -77,10 +98,12 @@ func (g *Gateway) cacheFor(st *state, gw *configs.Gateway) (*cache.Cache, error)
 	}
 	key := cacheKeyOf(gw)
 	c, _, err := g.keptCaches.get(key, func() (*cache.Cache, error) {
+		// Entries with a validator are kept maxTTL past their freshness,
+		// for revalidation.
 		return cache.New(cache.Config{
 			MaxSize:      cfg.MaxSize.B(0),
 			MaxEntrySize: cfg.MaxEntrySize.B(0),
-			Policy:       cache.Policy{DefaultTTL: cfg.DefaultTTL.D(0), MaxTTL: cfg.MaxTTL.D(0)},
+			Policy:       cache.Policy{DefaultTTL: cfg.DefaultTTL.D(0), MaxTTL: cfg.MaxTTL.D(0), Keep: cfg.MaxTTL.D(0)},
 			Hooks:        cacheHooks(g.opts.Metrics),
 		})
 	}, (*cache.Cache).Close)
@@ -156,6 +179,13 @@ type cacheCapture struct {
 	// authenticated: the rule runs an authentication policy.
 	authenticated bool
 	requestTime   time.Time
+	// reval is the stored entry the request revalidates (nil: none);
+	// own: the conditional field sent upstream is the cache's, not the
+	// client's. primary and public are the entry's keys.
+	reval           *cache.Entry
+	own             bool
+	primary, public string
+	revalidated     *cache.Entry // reval updated by a 304 and stored
 
 	status       int
 	header       http.Header
@@ -168,6 +198,11 @@ type cacheCapture struct {
 func (cc *cacheCapture) begin(resp *http.Response) {
 	if cc.invalidate != "" && resp.StatusCode < 400 {
 		cc.c.Invalidate(cc.invalidate)
+	}
+	if cc.reval != nil && resp.StatusCode == http.StatusNotModified &&
+		(cc.own || cache.SameStrongETag(resp.Header, cc.reval.Header)) {
+		cc.notModified(resp)
+		return
 	}
 	if cc.store && len(resp.Trailer) == 0 && resp.ContentLength <= cc.c.MaxEntrySize() {
 		h := resp.Header.Clone()
@@ -186,8 +221,53 @@ func (cc *cacheCapture) begin(resp *http.Response) {
 	resp.Header["X-Cache"] = []string{cc.xcache}
 }
 
+// revalidate makes the request one that revalidates a stored entry with
+// a validator: unless the client sent conditional fields of its own, the
+// entry's validator goes upstream (r's header is the one forward sends;
+// cc.reqHeader keeps the client's). A 304 then serves the entry; the
+// client's own conditional request gets the upstream's answer, and its
+// 304 updates the entry only if it names the entry's strong ETag.
+func (cc *cacheCapture) revalidate(r *http.Request, e *cache.Entry, primary, public string) {
+	field, value := cache.Validator(e.Header)
+	if value == "" {
+		return
+	}
+	cc.reval, cc.primary, cc.public = e, primary, public
+	if !cache.Conditional(r.Header) {
+		r.Header[field] = []string{value}
+		cc.own = true
+	}
+}
+
+// notModified turns the upstream's 304 to a revalidation into the stored
+// response, updated by the 304 and stored again (RFC 9111 §4.3.4): 200
+// with its body, or 304 if the client's own conditional fields match it.
+func (cc *cacheCapture) notModified(resp *http.Response) {
+	h := resp.Header.Clone()
+	removeHopHeaders(h)
+	delete(h, "X-Cache")
+	now := cc.c.Now()
+	e, why := cc.c.Revalidated(cc.primary, cc.public, cc.reval, &cache.Response{
+		Request: cc.reqHeader, Authenticated: cc.authenticated, Header: h,
+		RequestTime: cc.requestTime, ResponseTime: now,
+	})
+	if why == "" {
+		cc.revalidated = e
+	}
+	cc.xcache = cacheRevalidated
+	orig := resp.Body
+	entryResponse(resp, cc.reqHeader, http.MethodGet, e, now, cacheRevalidated)
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{resp.Body, orig}
+}
+
 // commit stores the response if its whole body came through.
 func (cc *cacheCapture) commit(primary, public string) *cache.Entry {
+	if cc.revalidated != nil {
+		return cc.revalidated
+	}
 	b := cc.body
 	if b == nil || !b.complete || b.over {
 		return nil
@@ -215,14 +295,21 @@ func cacheHooks(m *observe.Metrics) cache.Hooks {
 	}
 }
 
-// noteCache records a response's cache status (HIT, MISS, BYPASS) in its
-// access log line and the cache metrics.
+// noteCache records a response's cache status (HIT, MISS, BYPASS,
+// REVALIDATED) in its access log line and the cache metrics: a
+// revalidated response counts as a hit (served from the cache, its body
+// not fetched again), logged as "revalidated".
 func (st *state) noteCache(w http.ResponseWriter, status string) {
 	m := st.g.opts.Metrics
 	rec := observe.RecordOf(w)
 	switch status {
 	case cacheHit:
 		rec.SetCacheStatus("hit")
+		if m != nil {
+			m.Cache.Hits.Inc()
+		}
+	case cacheRevalidated:
+		rec.SetCacheStatus("revalidated")
 		if m != nil {
 			m.Cache.Hits.Inc()
 		}
@@ -310,7 +397,8 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 		st.forward(w, r, ctx, fr)
 		return
 	}
-	if e := c.Lookup(primary, r.Header); e != nil {
+	e := c.Lookup(primary, r.Header)
+	if e != nil {
 		now := c.Now()
 		age := e.Age(now)
 		if cache.Fits(r.Header, age, e.Lifetime) {
@@ -319,7 +407,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 			return
 		}
 		if cache.StaleFits(r.Header, age, e.Lifetime, e.StaleWindow) {
-			st.refresh(r, fr, c, primary, public)
+			st.refresh(r, fr, c, e, primary, public)
 			hit = true
 			st.serveEntry(w, r, fr, e, now)
 			return
@@ -337,6 +425,13 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	cc.store = true
 	cc.reqHeader = r.Header.Clone()
 	cc.authenticated = authenticates(fr.match.policies)
+	// revalidate adds the entry's validator to r's header: after the
+	// wait, which may serve the entry to r as it is.
+	revalidate := func() {
+		if e != nil {
+			cc.revalidate(r, e, primary, public)
+		}
+	}
 	f, leader := c.Join(primary)
 	if !leader {
 		e, ok := f.Wait(r.Context())
@@ -349,6 +444,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 			return
 		}
 		cc.requestTime = c.Now()
+		revalidate()
 		st.forward(w, r, ctx, fr)
 		cc.commit(primary, public)
 		return
@@ -356,6 +452,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	var stored *cache.Entry
 	defer func() { c.Finish(primary, f, stored) }() // also when forward aborts
 	cc.requestTime = c.Now()
+	revalidate()
 	st.forward(w, r, ctx, fr)
 	stored = cc.commit(primary, public)
 }
@@ -365,7 +462,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 // upstream. The refresh is the client's request without its policies'
 // response side, bounded by the rule's timeout (or drainGrace); it holds
 // a reference to the generation, which therefore waits for it to end.
-func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, primary, public string) {
+func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, e *cache.Entry, primary, public string) {
 	f, ok := c.Lead(primary)
 	if !ok {
 		return
@@ -375,6 +472,7 @@ func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, primar
 	out.Body, out.ContentLength = http.NoBody, 0
 	cc := &cacheCapture{c: c, xcache: cacheMiss, store: true, reqHeader: out.Header.Clone(), requestTime: c.Now(),
 		authenticated: authenticates(fr.match.policies), metrics: st.g.opts.Metrics}
+	cc.revalidate(out, e, primary, public)
 	bfr := *fr
 	bfr.chain, bfr.capture = nil, cc
 	timeout := fr.rule.timeout
@@ -411,8 +509,21 @@ var notModifiedFields = []string{"Cache-Control", "Content-Location", "Date", "E
 // response path (the response policies and header edits apply).
 func (st *state) serveEntry(w http.ResponseWriter, r *http.Request, fr *forwardReq, e *cache.Entry, now time.Time) {
 	st.noteCache(w, cacheHit)
-	resp := &http.Response{StatusCode: e.Status, Body: http.NoBody, Request: r}
-	if e.Status == http.StatusOK && cache.NotModified(r.Header, e.Header) {
+	resp := &http.Response{Request: r}
+	entryResponse(resp, r.Header, r.Method, e, now, cacheHit)
+	if err := st.writeResponse(w, r, resp, fr); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// entryResponse makes resp the stored response e as it answers a request
+// with this header and method: 304 if the request's conditional fields
+// match a stored 200, else the stored status, header and body (none for
+// HEAD); with its Age at now and X-Cache.
+func entryResponse(resp *http.Response, reqHeader http.Header, method string, e *cache.Entry, now time.Time, xcache string) {
+	resp.StatusCode, resp.Body, resp.ContentLength = e.Status, http.NoBody, 0
+	resp.TransferEncoding, resp.Trailer = nil, nil
+	if e.Status == http.StatusOK && cache.NotModified(reqHeader, e.Header) {
 		resp.StatusCode = http.StatusNotModified
 		resp.Header = http.Header{}
 		for _, k := range notModifiedFields {
@@ -426,13 +537,10 @@ func (st *state) serveEntry(w http.ResponseWriter, r *http.Request, fr *forwardR
 			resp.Header["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
 		}
 		resp.ContentLength = int64(len(e.Body))
-		if r.Method != http.MethodHead {
+		if method != http.MethodHead {
 			resp.Body = io.NopCloser(bytes.NewReader(e.Body))
 		}
 	}
 	resp.Header["Age"] = []string{strconv.FormatInt(int64(e.Age(now)/time.Second), 10)}
-	resp.Header["X-Cache"] = []string{cacheHit}
-	if err := st.writeResponse(w, r, resp, fr); err != nil {
-		panic(http.ErrAbortHandler)
-	}
+	resp.Header["X-Cache"] = []string{xcache}
 }

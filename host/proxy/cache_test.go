@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -685,4 +686,183 @@ func TestCacheAndCompression(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Errorf("%d upstream requests, want 1", n)
 	}
+}
+
+// TestCacheRevalidation: entries that may not be served as they are (no-cache,
+// stale) are revalidated with a conditional request; a 304 serves the stored
+// body (X-Cache REVALIDATED) and updates the entry, a 200 replaces it.
+func TestCacheRevalidation(t *testing.T) {
+	const lastMod = "Mon, 02 Jan 2006 15:04:05 GMT"
+	var mu sync.Mutex
+	bodies := map[string]int{}    // full responses served, by path
+	cond := map[string][]string{} // conditional fields received, by path
+	var gate chan struct{}        // holds revalidations of /rv-slow while set
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		inm, ims := r.Header.Get("If-None-Match"), r.Header.Get("If-Modified-Since")
+		mu.Lock()
+		cond[r.URL.Path] = append(cond[r.URL.Path], inm+"|"+ims)
+		n := bodies[r.URL.Path] + 1
+		g := gate
+		mu.Unlock()
+		h := w.Header()
+		etag := `"e1"`
+		notModified := false
+		switch r.URL.Path {
+		case "/rv-etag", "/rv-slow":
+			h.Set("Cache-Control", "no-cache")
+			notModified = inm == etag
+			if notModified && r.URL.Path == "/rv-slow" && g != nil {
+				<-g
+			}
+		case "/rv-lm":
+			h.Set("Cache-Control", "no-cache")
+			h.Set("Last-Modified", lastMod)
+			etag = ""
+			notModified = ims == lastMod
+		case "/rv-stale":
+			if inm == etag {
+				h.Set("Cache-Control", "max-age=100") // the 304 extends freshness
+				notModified = true
+			} else {
+				h.Set("Cache-Control", "max-age=1")
+				h.Set("Age", "5") // stale on arrival: kept for its validator
+			}
+		case "/rv-replace":
+			h.Set("Cache-Control", "no-cache")
+			etag = `"r` + strconv.Itoa(n) + `"` // changes every time: never 304
+		}
+		if etag != "" {
+			h.Set("ETag", etag)
+		}
+		if notModified {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		mu.Lock()
+		bodies[r.URL.Path] = n
+		mu.Unlock()
+		io.WriteString(w, r.URL.Path+" #"+strconv.Itoa(n))
+	})
+	gw, base := startGateway(t, gatewayYAML(freePort(t), cacheGW)+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`))
+	served := func(path string) (int, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return bodies[path], slices.Clone(cond[path])
+	}
+	type step struct {
+		hdr          []string
+		status       int
+		xcache, body string
+		upstreamCond string // the conditional fields the backend got ("" if it got no request)
+	}
+	for _, tc := range []struct {
+		name, path string
+		steps      []step
+		bodies     int // full responses the backend served
+	}{
+		{"no-cache with ETag", "/rv-etag", []step{
+			{nil, 200, "MISS", "/rv-etag #1", "|"},
+			{nil, 200, "REVALIDATED", "/rv-etag #1", `"e1"|`},
+			{nil, 200, "REVALIDATED", "/rv-etag #1", `"e1"|`},
+			// The client's own conditional goes through; the 304 names the
+			// entry's strong ETag, so it is the entry's revalidation too.
+			{[]string{"If-None-Match", `"e1"`}, 304, "REVALIDATED", "", `"e1"|`},
+			// A client's validator that does not match gets the full entry.
+			{[]string{"If-None-Match", `"zz"`}, 200, "MISS", "/rv-etag #2", `"zz"|`},
+		}, 2},
+		{"no-cache with Last-Modified", "/rv-lm", []step{
+			{nil, 200, "MISS", "/rv-lm #1", "|"},
+			{nil, 200, "REVALIDATED", "/rv-lm #1", "|" + lastMod},
+			{[]string{"Cache-Control", "max-age=0"}, 200, "REVALIDATED", "/rv-lm #1", "|" + lastMod},
+		}, 1},
+		{"stale entry: the 304's max-age extends its freshness", "/rv-stale", []step{
+			{nil, 200, "MISS", "/rv-stale #1", "|"},
+			{nil, 200, "REVALIDATED", "/rv-stale #1", `"e1"|`},
+			{nil, 200, "HIT", "/rv-stale #1", ""},
+			{[]string{"If-None-Match", `"e1"`}, 304, "HIT", "", ""},
+			{[]string{"Cache-Control", "no-cache"}, 200, "REVALIDATED", "/rv-stale #1", `"e1"|`},
+		}, 1},
+		{"a 200 to the revalidation replaces the entry", "/rv-replace", []step{
+			{nil, 200, "MISS", "/rv-replace #1", "|"},
+			{nil, 200, "MISS", "/rv-replace #2", `"r1"|`},
+			{nil, 200, "MISS", "/rv-replace #3", `"r2"|`},
+		}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, s := range tc.steps {
+				_, before := served(tc.path)
+				resp, body := cacheGet(t, "GET", base+tc.path, s.hdr...)
+				if resp.StatusCode != s.status || resp.Header.Get("X-Cache") != s.xcache || body != s.body {
+					t.Fatalf("step %d: got %d X-Cache %q body %q; want %d %q %q", i, resp.StatusCode,
+						resp.Header.Get("X-Cache"), body, s.status, s.xcache, s.body)
+				}
+				_, after := served(tc.path)
+				got := ""
+				if len(after) > len(before) {
+					got = after[len(after)-1]
+				}
+				if len(after)-len(before) > 1 || got != s.upstreamCond {
+					t.Fatalf("step %d: backend got %q, want %q", i, after[len(before):], s.upstreamCond)
+				}
+				if s.xcache == "REVALIDATED" && s.status == 200 {
+					if resp.Header.Get("Cache-Control") == "" || resp.Header.Get("Content-Length") != strconv.Itoa(len(s.body)) {
+						t.Errorf("step %d: revalidated header %v", i, resp.Header)
+					}
+					if age, err := strconv.Atoi(resp.Header.Get("Age")); err != nil || age >= 5 {
+						t.Errorf("step %d: Age %q, want the revalidation's", i, resp.Header.Get("Age"))
+					}
+				}
+			}
+			if n, _ := served(tc.path); n != tc.bodies {
+				t.Errorf("backend served %d full responses, want %d", n, tc.bodies)
+			}
+		})
+	}
+
+	t.Run("concurrent revalidations of one key are coalesced", func(t *testing.T) {
+		if _, body := cacheGet(t, "GET", base+"/rv-slow"); body != "/rv-slow #1" {
+			t.Fatalf("first request: %q", body)
+		}
+		mu.Lock()
+		gate = make(chan struct{})
+		mu.Unlock()
+		c := gw.cacheOf(t)
+		primary, _ := cacheKeyFor(gw, "127.0.0.1", "/rv-slow")
+		const n = 10
+		var wg sync.WaitGroup
+		var rmu sync.Mutex
+		results := map[string]int{}
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := client.Get(base + "/rv-slow")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				rmu.Lock()
+				results[strconv.Itoa(resp.StatusCode)+" "+resp.Header.Get("X-Cache")+" "+string(body)]++
+				rmu.Unlock()
+			}()
+		}
+		for i := 0; i < 20000 && c.Waiting(primary) < n-1; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		if got := c.Waiting(primary); got != n-1 {
+			t.Errorf("%d requests wait for the revalidation, want %d", got, n-1)
+		}
+		close(gate)
+		wg.Wait()
+		if bodiesN, conds := served("/rv-slow"); bodiesN != 1 || len(conds) != 2 {
+			t.Errorf("backend served %d bodies and %d requests, want 1 and 2", bodiesN, len(conds))
+		}
+		if results["200 REVALIDATED /rv-slow #1"] != 1 || results["200 HIT /rv-slow #1"] != n-1 {
+			t.Errorf("results: %v", results)
+		}
+	})
 }
