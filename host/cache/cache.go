@@ -77,6 +77,9 @@ type Entry struct {
 	// StaleWindow is how long past Lifetime the entry may be served while
 	// it is refreshed (stale-while-revalidate).
 	StaleWindow time.Duration
+	// ErrorWindow is how long past Lifetime the entry may be served when
+	// the upstream fails (stale-if-error).
+	ErrorWindow time.Duration
 }
 
 // Age is the entry's current age (RFC 9111 §4.2.3).
@@ -219,7 +222,7 @@ func (c *Cache) Store(primary, public string, r *Response) (*Entry, string) {
 	e := c.newEntry(primary, public, r)
 	// An entry with a validator is kept past its freshness, for Keep, to
 	// be revalidated with a conditional request.
-	ttl := e.Lifetime + e.StaleWindow - e.Age(c.cfg.Now())
+	ttl := e.Lifetime + max(e.StaleWindow, e.ErrorWindow) - e.Age(c.cfg.Now())
 	if _, v := Validator(r.Header); v != "" {
 		ttl += c.cfg.Keep
 	}
@@ -252,6 +255,7 @@ func (c *Cache) newEntry(primary, public string, r *Response) *Entry {
 		responseTime: r.ResponseTime,
 		initialAge:   InitialAge(r.Header, r.RequestTime, r.ResponseTime),
 		StaleWindow:  c.cfg.StaleWindow(r.Header),
+		ErrorWindow:  c.cfg.ErrorWindow(r.Header),
 	}
 	if !ParseCacheControl(r.Header["Cache-Control"]).NoCache {
 		e.Lifetime = c.cfg.Lifetime(r.Header, r.ResponseTime)

@@ -24,6 +24,7 @@ type Directives struct {
 	MaxStale             int64 // a bare max-stale is maxDelta (any staleness)
 	MinFresh             int64
 	StaleWhileRevalidate int64
+	StaleIfError         int64
 }
 
 // maxDelta is the largest delta-seconds the cache keeps: RFC 9111 §1.2.2
@@ -36,7 +37,7 @@ const maxDelta = 1<<31 - 1
 // counts, except that a repeated max-age or s-maxage with different
 // values makes it 0 (the cache cannot tell which one the sender meant).
 func ParseCacheControl(lines []string) Directives {
-	d := Directives{MaxAge: -1, SMaxAge: -1, MaxStale: -1, MinFresh: -1, StaleWhileRevalidate: -1}
+	d := Directives{MaxAge: -1, SMaxAge: -1, MaxStale: -1, MinFresh: -1, StaleWhileRevalidate: -1, StaleIfError: -1}
 	for _, line := range lines {
 		for rest := line; rest != ""; {
 			var name, value string
@@ -76,6 +77,10 @@ func ParseCacheControl(lines []string) Directives {
 			case "stale-while-revalidate":
 				if n, ok := parseDelta(value); ok && d.StaleWhileRevalidate < 0 {
 					d.StaleWhileRevalidate = n
+				}
+			case "stale-if-error":
+				if n, ok := parseDelta(value); ok && d.StaleIfError < 0 {
+					d.StaleIfError = n
 				}
 			}
 		}
@@ -183,5 +188,6 @@ func (d Directives) String() string {
 	}
 	delta(d.MinFresh, "min-fresh")
 	delta(d.StaleWhileRevalidate, "stale-while-revalidate")
+	delta(d.StaleIfError, "stale-if-error")
 	return strings.Join(parts, ", ")
 }

@@ -41,7 +41,9 @@ import (
 // stale-while-revalidate window (not with must-revalidate,
 // proxy-revalidate or s-maxage), to a request without max-age, min-fresh
 // or no-cache, while one background request refreshes the entry
-// (StaleWindow, StaleFits).
+// (StaleWindow, StaleFits); within its stale-if-error window, to such a
+// request, when the upstream answers 500, 502, 503 or 504 or not at all
+// (ErrorWindow, StaleFits with it).
 //
 // Revalidation (RFC 9111 §4.3): a response that says no-cache has no
 // freshness (it is never served without revalidation), nor a stale
@@ -201,6 +203,22 @@ func (p Policy) StaleWindow(resp http.Header) time.Duration {
 		return 0
 	}
 	d := time.Duration(cc.StaleWhileRevalidate) * time.Second
+	if p.MaxTTL > 0 && d > p.MaxTTL {
+		d = p.MaxTTL
+	}
+	return d
+}
+
+// ErrorWindow is how long past its freshness a response may be served
+// when the upstream fails to give a new one (stale-if-error, RFC 5861
+// §4: a 500, 502, 503 or 504, or no response), capped by p.MaxTTL; 0
+// when it must not be served stale (as for StaleWindow, and no-cache).
+func (p Policy) ErrorWindow(resp http.Header) time.Duration {
+	cc := ParseCacheControl(resp["Cache-Control"])
+	if cc.StaleIfError <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 || cc.NoCache {
+		return 0
+	}
+	d := time.Duration(cc.StaleIfError) * time.Second
 	if p.MaxTTL > 0 && d > p.MaxTTL {
 		d = p.MaxTTL
 	}

@@ -38,6 +38,7 @@ func TestParseCacheControl(t *testing.T) {
 		{"bare max-stale", []string{"max-stale"}, "max-stale"},
 		{"request directives", []string{"max-stale=5, min-fresh=7, only-if-cached"}, "only-if-cached, max-stale=5, min-fresh=7"},
 		{"stale-while-revalidate", []string{"max-age=1, stale-while-revalidate=30"}, "max-age=1, stale-while-revalidate=30"},
+		{"stale-if-error", []string{"stale-if-error=60, stale-if-error=5"}, "stale-if-error=60"},
 		{"unknown extensions ignored", []string{`community="UCI", foo, bar=baz, max-age=5`}, "max-age=5"},
 		{"quoted comma does not split", []string{`private="a,max-age=9", max-age=5`}, "private, max-age=5"},
 		{"stray commas and spaces", []string{" ,, public ,,"}, "public"},

@@ -12,13 +12,13 @@ import (
 func FuzzParseCacheControl(f *testing.F) {
 	for _, s := range []string{
 		"max-age=60", "no-store, no-cache", `private="a,b", s-maxage=5`, "max-stale",
-		`max-age="1"`, "max-age=99999999999999999999", ",,=,", `no-cache="`, "min-fresh=1, stale-while-revalidate=2",
+		`max-age="1"`, "max-age=99999999999999999999", ",,=,", `no-cache="`, "min-fresh=1, stale-while-revalidate=2", "stale-if-error=3",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		d := ParseCacheControl(strings.Split(s, "\n"))
-		for _, n := range []int64{d.MaxAge, d.SMaxAge, d.MaxStale, d.MinFresh, d.StaleWhileRevalidate} {
+		for _, n := range []int64{d.MaxAge, d.SMaxAge, d.MaxStale, d.MinFresh, d.StaleWhileRevalidate, d.StaleIfError} {
 			if n < -1 || n > maxDelta {
 				t.Fatalf("%q: delta %d out of range", s, n)
 			}

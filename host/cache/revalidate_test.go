@@ -175,3 +175,33 @@ func TestRevalidated(t *testing.T) {
 		t.Error("the entry stayed after a private 304")
 	}
 }
+
+func TestErrorWindow(t *testing.T) {
+	p := Policy{DefaultTTL: time.Minute, MaxTTL: time.Hour}
+	for _, tc := range []struct {
+		name string
+		resp http.Header
+		want time.Duration
+	}{
+		{"none", hdr("Cache-Control", "max-age=10"), 0},
+		{"window", hdr("Cache-Control", "max-age=10, stale-if-error=30"), 30 * time.Second},
+		{"capped by maxTTL", hdr("Cache-Control", "stale-if-error=86400"), time.Hour},
+		{"must-revalidate forbids", hdr("Cache-Control", "max-age=10, stale-if-error=30, must-revalidate"), 0},
+		{"proxy-revalidate forbids", hdr("Cache-Control", "stale-if-error=30, proxy-revalidate"), 0},
+		{"s-maxage forbids", hdr("Cache-Control", "s-maxage=10, stale-if-error=30"), 0},
+		{"no-cache forbids", hdr("Cache-Control", "no-cache, stale-if-error=30", "Etag", `"a"`), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.ErrorWindow(tc.resp); got != tc.want {
+				t.Errorf("window %s, want %s", got, tc.want)
+			}
+		})
+	}
+	// An entry is kept for the longer of its windows.
+	now := t0
+	c := newTestCache(t, 1<<20, &now)
+	primary, public := Key("s", "h", "/e", "")
+	if e, why := c.Store(primary, public, response(nil, hdr("Cache-Control", "max-age=1, stale-if-error=600", "Age", "5"), "x")); e == nil {
+		t.Fatalf("an entry within its error window not stored: %s", why)
+	}
+}

@@ -58,6 +58,14 @@ import (
 // stored as a response. Revalidations of one key are coalesced like
 // misses, and the stale-while-revalidate refresh is conditional too.
 //
+// stale-if-error (RFC 5861 §4): a stale entry within the window its
+// response gives is served, X-Cache: STALE (access log "stale", counted
+// as a hit), when the upstream answers 500, 502, 503 or 504 or gives no
+// response (refused, reset, timed out, no healthy endpoint, overloaded),
+// unless the request asks for a fresh response (no-cache, max-age,
+// min-fresh) or the response said must-revalidate, proxy-revalidate,
+// s-maxage or no-cache.
+//
 // Concurrent misses of one key make one upstream request: the first goes
 // upstream, the others wait for it and are served its response if it was
 // stored (and they vary like it); otherwise each goes upstream itself, so
@@ -79,6 +87,9 @@ const (
 	// cacheRevalidated: the stored response was served after the
 	// upstream confirmed it with a 304 to a conditional request.
 	cacheRevalidated = "REVALIDATED"
+	// cacheStale: a stale entry served because the upstream failed
+	// (stale-if-error).
+	cacheStale = "STALE"
 )
 
 // cacheKeyOf is the key under which generations share a gateway's cache.
@@ -186,6 +197,9 @@ type cacheCapture struct {
 	own             bool
 	primary, public string
 	revalidated     *cache.Entry // reval updated by a 304 and stored
+	// fallback is the stale entry served if the upstream fails
+	// (stale-if-error), or nil.
+	fallback *cache.Entry
 
 	status       int
 	header       http.Header
@@ -198,6 +212,16 @@ type cacheCapture struct {
 func (cc *cacheCapture) begin(resp *http.Response) {
 	if cc.invalidate != "" && resp.StatusCode < 400 {
 		cc.c.Invalidate(cc.invalidate)
+	}
+	if cc.fallback != nil && upstreamFailed(resp.StatusCode) {
+		orig, method := resp.Body, http.MethodGet
+		if resp.Request != nil {
+			method = resp.Request.Method
+		}
+		cc.xcache = cacheStale
+		entryResponse(resp, cc.reqHeader, method, cc.fallback, cc.c.Now(), cacheStale)
+		drain(orig)
+		return
 	}
 	if cc.reval != nil && resp.StatusCode == http.StatusNotModified &&
 		(cc.own || cache.SameStrongETag(resp.Header, cc.reval.Header)) {
@@ -219,6 +243,33 @@ func (cc *cacheCapture) begin(resp *http.Response) {
 		}
 	}
 	resp.Header["X-Cache"] = []string{cc.xcache}
+}
+
+// upstreamFailed tells whether an upstream status lets a stale entry be
+// served in its stead (stale-if-error, RFC 5861 §4).
+func upstreamFailed(status int) bool {
+	switch status {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// staleOnError serves the stale entry of a request that may fall back on
+// it (stale-if-error) when the upstream gave no response; false if there
+// is none.
+func (st *state) staleOnError(w http.ResponseWriter, r *http.Request, fr *forwardReq) bool {
+	cc := fr.capture
+	if cc == nil || cc.fallback == nil {
+		return false
+	}
+	cc.xcache = cacheStale
+	resp := &http.Response{Request: r}
+	entryResponse(resp, cc.reqHeader, r.Method, cc.fallback, cc.c.Now(), cacheStale)
+	if err := st.writeResponse(w, r, resp, fr); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	return true
 }
 
 // revalidate makes the request one that revalidates a stored entry with
@@ -305,6 +356,11 @@ func (st *state) noteCache(w http.ResponseWriter, status string) {
 	switch status {
 	case cacheHit:
 		rec.SetCacheStatus("hit")
+		if m != nil {
+			m.Cache.Hits.Inc()
+		}
+	case cacheStale:
+		rec.SetCacheStatus("stale")
 		if m != nil {
 			m.Cache.Hits.Inc()
 		}
@@ -412,6 +468,9 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 			st.serveEntry(w, r, fr, e, now)
 			return
 		}
+	}
+	if e != nil && cache.StaleFits(r.Header, e.Age(c.Now()), e.Lifetime, e.ErrorWindow) {
+		cc.fallback = e // stale-if-error
 	}
 	if cache.ParseCacheControl(r.Header["Cache-Control"]).OnlyIfCached {
 		writeError(w, http.StatusGatewayTimeout, "not in cache (only-if-cached)", fr.id)

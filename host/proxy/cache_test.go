@@ -866,3 +866,55 @@ func TestCacheRevalidation(t *testing.T) {
 		}
 	})
 }
+
+// TestCacheStaleIfError: a stale entry whose response allows it
+// (stale-if-error) is served when the upstream answers 5xx or not at all;
+// not to a request asking for a fresh response, nor with must-revalidate.
+func TestCacheStaleIfError(t *testing.T) {
+	var mode atomic.Value // "ok", "503" or "abort"
+	mode.Store("ok")
+	var n atomic.Int64
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load().(string) {
+		case "503":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "down")
+			return
+		case "abort":
+			panic(http.ErrAbortHandler) // no response at all
+		}
+		cc := "max-age=1, stale-if-error=600"
+		if r.URL.Path == "/sie-mr" {
+			cc += ", must-revalidate"
+		}
+		w.Header().Set("Cache-Control", cc)
+		w.Header().Set("Age", "5") // stale on arrival, within its error window
+		io.WriteString(w, r.URL.Path+" #"+strconv.Itoa(int(n.Add(1))))
+	})
+	_, base := startGateway(t, gatewayYAML(freePort(t), cacheGW)+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`))
+	for i, s := range []struct {
+		mode, path string
+		hdr        []string
+		status     int
+		xcache     string
+		body       string
+	}{
+		{"ok", "/sie", nil, 200, "MISS", "/sie #1"},
+		{"503", "/sie", nil, 200, "STALE", "/sie #1"},
+		{"abort", "/sie", nil, 200, "STALE", "/sie #1"},
+		{"503", "/sie", []string{"Cache-Control", "no-cache"}, 503, "MISS", "down"},
+		{"ok", "/sie", nil, 200, "MISS", "/sie #2"},
+		{"503", "/sie", nil, 200, "STALE", "/sie #2"},
+		{"ok", "/sie-mr", nil, 200, "MISS", "/sie-mr #3"},
+		{"503", "/sie-mr", nil, 503, "MISS", "down"},
+	} {
+		mode.Store(s.mode)
+		resp, body := cacheGet(t, "GET", base+s.path, s.hdr...)
+		if resp.StatusCode != s.status || resp.Header.Get("X-Cache") != s.xcache || body != s.body {
+			t.Fatalf("step %d: got %d X-Cache %q body %q; want %d %q %q", i, resp.StatusCode,
+				resp.Header.Get("X-Cache"), body, s.status, s.xcache, s.body)
+		}
+	}
+}

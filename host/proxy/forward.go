@@ -60,6 +60,9 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 	release, err := be.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverloaded) {
+			if st.staleOnError(w, r, fr) {
+				return
+			}
 			writeError(w, http.StatusServiceUnavailable, "upstream overloaded", fr.id)
 		} else {
 			st.writeCtxError(w, r, fr.id)
@@ -144,7 +147,9 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 	for attempt := 0; ; attempt++ {
 		ep, err := be.Pick(hashKey, tried)
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "no healthy upstream", fr.id)
+			if !st.staleOnError(w, r, fr) {
+				writeError(w, http.StatusServiceUnavailable, "no healthy upstream", fr.id)
+			}
 			return
 		}
 		u.Host = ep.Addr()
@@ -204,6 +209,9 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 				return
 			}
 			a.End(oc.result(), time.Since(start))
+			if oc != outcomeClientGone && st.staleOnError(w, r, fr) {
+				return
+			}
 			st.writeAttemptError(w, r, oc, fr.id)
 			return
 		}
