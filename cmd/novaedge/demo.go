@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/novaedge/novaedge/configs"
 	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
+	"github.com/novaedge/novaedge/host/reload"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -62,13 +62,7 @@ keeps them for later starts; the HTTPS listener serves that certificate
 			}
 			s.SecretsDir = dev.SecretsDir
 			printDemoHelp(cmd.OutOrStdout(), s.Admin, token, dev.CAFile)
-			load := func() (*configs.Snapshot, error) {
-				snap, err := configs.LoadFiles(apigateway.DemoFiles(issuer.URL))
-				if err == nil {
-					snap.ReadExternal(isBundled)
-				}
-				return snap, err
-			}
+			load := reload.Documents(apigateway.DemoFiles(issuer.URL), isBundled)
 			return serve(cmd.Context(), s, logger, load, nil) // embedded files: nothing to watch
 		},
 	}

@@ -199,14 +199,7 @@ func Fits(req http.Header, age, lifetime time.Duration) bool {
 // §4.2.4).
 func (p Policy) StaleWindow(resp http.Header) time.Duration {
 	cc := ParseCacheControl(resp["Cache-Control"])
-	if cc.StaleWhileRevalidate <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 || cc.NoCache {
-		return 0
-	}
-	d := time.Duration(cc.StaleWhileRevalidate) * time.Second
-	if p.MaxTTL > 0 && d > p.MaxTTL {
-		d = p.MaxTTL
-	}
-	return d
+	return p.staleFor(cc, cc.StaleWhileRevalidate)
 }
 
 // ErrorWindow is how long past its freshness a response may be served
@@ -215,10 +208,16 @@ func (p Policy) StaleWindow(resp http.Header) time.Duration {
 // when it must not be served stale (as for StaleWindow, and no-cache).
 func (p Policy) ErrorWindow(resp http.Header) time.Duration {
 	cc := ParseCacheControl(resp["Cache-Control"])
-	if cc.StaleIfError <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 || cc.NoCache {
+	return p.staleFor(cc, cc.StaleIfError)
+}
+
+// staleFor is a response's window of seconds to be served stale, capped
+// by p.MaxTTL; 0 when its Cache-Control forbids serving it stale.
+func (p Policy) staleFor(cc Directives, seconds int64) time.Duration {
+	if seconds <= 0 || cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0 || cc.NoCache {
 		return 0
 	}
-	d := time.Duration(cc.StaleIfError) * time.Second
+	d := time.Duration(seconds) * time.Second
 	if p.MaxTTL > 0 && d > p.MaxTTL {
 		d = p.MaxTTL
 	}

@@ -351,31 +351,28 @@ func cacheHooks(m *observe.Metrics) cache.Hooks {
 // revalidated response counts as a hit (served from the cache, its body
 // not fetched again), logged as "revalidated".
 func (st *state) noteCache(w http.ResponseWriter, status string) {
-	m := st.g.opts.Metrics
-	rec := observe.RecordOf(w)
+	var logged string
+	hit := true
 	switch status {
 	case cacheHit:
-		rec.SetCacheStatus("hit")
-		if m != nil {
-			m.Cache.Hits.Inc()
-		}
+		logged = "hit"
 	case cacheStale:
-		rec.SetCacheStatus("stale")
-		if m != nil {
-			m.Cache.Hits.Inc()
-		}
+		logged = "stale"
 	case cacheRevalidated:
-		rec.SetCacheStatus("revalidated")
-		if m != nil {
-			m.Cache.Hits.Inc()
-		}
+		logged = "revalidated"
 	case cacheMiss:
-		rec.SetCacheStatus("miss")
-		if m != nil {
+		logged, hit = "miss", false
+	default:
+		observe.RecordOf(w).SetCacheStatus("bypass")
+		return
+	}
+	observe.RecordOf(w).SetCacheStatus(logged)
+	if m := st.g.opts.Metrics; m != nil {
+		if hit {
+			m.Cache.Hits.Inc()
+		} else {
 			m.Cache.Misses.Inc()
 		}
-	default:
-		rec.SetCacheStatus("bypass")
 	}
 }
 

@@ -67,6 +67,19 @@ func Files(paths []string, isBundled func(string) bool) Loader {
 	}
 }
 
+// Documents returns the Loader of resource documents that are not files
+// (embedded, or pushed): paths they name resolve against each File's Dir.
+func Documents(files []configs.File, isBundled func(string) bool) Loader {
+	return func() (*configs.Snapshot, error) {
+		snap, err := configs.LoadFiles(files)
+		if err != nil {
+			return nil, err
+		}
+		snap.ReadExternal(isBundled)
+		return snap, nil
+	}
+}
+
 // Errors of Push and RebuildPolicy, before anything is built.
 var (
 	// ErrPrecondition: the If-Match hash is not the running one.
@@ -169,14 +182,7 @@ func (r *Reloader) Push(ctx context.Context, files []configs.File, ifMatch strin
 			}
 		}
 	}
-	load := func() (*configs.Snapshot, error) {
-		snap, err := configs.LoadFiles(files)
-		if err != nil {
-			return nil, err
-		}
-		snap.ReadExternal(r.opts.IsBundled)
-		return snap, nil
-	}
+	load := Documents(files, r.opts.IsBundled)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.apply(ctx, SourcePush, load, ifMatch, nil)
