@@ -8,8 +8,9 @@ import (
 
 // Buffers (proxy_buffer_type_t):
 //
-//	0 request body            the bytes buffered for the current body callback (writable)
-//	1 response body           idem (writable)
+//	0 request body            the bytes buffered for the current body callback (writable);
+//	                          empty and read-only in a root context
+//	1 response body           idem
 //	2 downstream data         always empty, read-only (no TCP filters)
 //	3 upstream data           idem
 //	4 http call response body read-only, during proxy_on_http_call_response
@@ -32,14 +33,14 @@ import (
 func (v *vm) buffer(bt uint32) (data []byte, dst *[]byte, st status) {
 	s := v.cur
 	switch bt {
-	case bufferRequestBody:
-		if s == nil || !s.attached {
-			return nil, nil, statusNotFound
-		}
-		return s.reqBody, &s.reqBody, statusOK
-	case bufferResponseBody:
-		if s == nil || !s.attached {
-			return nil, nil, statusNotFound
+	case bufferRequestBody, bufferResponseBody:
+		switch {
+		case s == nil:
+			return nil, nil, statusOK // a root context: empty, read-only, as in Envoy
+		case !s.attached:
+			return nil, nil, statusNotFound // a stream outside its callbacks
+		case bt == bufferRequestBody:
+			return s.reqBody, &s.reqBody, statusOK
 		}
 		return s.respBody, &s.respBody, statusOK
 	case bufferHTTPCallResponse:
@@ -90,7 +91,8 @@ func proxyGetBufferBytes(ctx context.Context, v *vm, mem api.Memory, st []uint64
 // Replaces buffer[start : start+size] (clamped to the end) with
 // [data, +data_size): start 0 and size 0 prepends, start at or past the end
 // appends (the SDKs append with start = INT32_MAX, as Envoy allows), start 0
-// and size ≥ len replaces everything.
+// and size ≥ len replaces everything. (Envoy's Buffer::copyFrom refuses a
+// range that starts inside the body with BadArgument; this host splices it.)
 // Status: OK; NotFound; BadArgument (read-only buffer, or result above
 // MaxBodyBytes); InvalidMemoryAccess.
 func proxySetBufferBytes(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
