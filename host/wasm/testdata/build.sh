@@ -11,7 +11,8 @@
 #                    into as/node_modules when that lockfile changed)
 #
 # The toolchains are pinned (`make tools` installs TinyGo and Go 1.25.5 under
-# ${NOVAEDGE_TOOLS:-$HOME/.cache/novaedge/tools}), so a rebuild is
+# ${NOVAEDGE_TOOLS:-$HOME/.cache/novaedge/tools}, and the AssemblyScript
+# compiler and SDK with `npm ci`), so a rebuild is
 # byte-identical to what is committed.
 #
 #   build.sh            rebuild every module in place
