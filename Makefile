@@ -51,14 +51,16 @@ check: plugins-check ## gofmt, go vet, go mod tidy leaves the tree clean; the co
 	    cp /tmp/novaedge.go.mod.bak $$d/go.mod; cp /tmp/novaedge.go.sum.bak $$d/go.sum; exit 1; fi; \
 	done
 
-tools: ## install what benchmarks use (wrk) and TinyGo for the wasm plugins, idempotently
+tools: ## install what benchmarks use (wrk), TinyGo for the wasm plugins and the AssemblyScript test plugin's npm packages, idempotently
 	@command -v wrk >/dev/null || { (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk not installed: loadbench falls back to its Go load generator"; }
 	bash plugins/toolchain/install-tinygo.sh
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	bash host/wasm/testdata/build.sh --deps
 
 plugins: ## build the bundled policy plugins (plugins/*) with TinyGo into host/policy/bundled
 	bash plugins/build.sh
 
-plugins-testdata: ## rebuild the proxy-wasm test plugins (host/wasm/testdata/*.wasm) with TinyGo, Go and clang
+plugins-testdata: ## rebuild the proxy-wasm test plugins (host/wasm/testdata/*.wasm) with TinyGo, Go, clang and AssemblyScript
 	bash host/wasm/testdata/build.sh
 
 plugins-check: ## rebuild the bundled and the test plugins into a temporary directory; fail if any differs from the committed one

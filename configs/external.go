@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -66,11 +65,17 @@ func (p *Policy) File(name string) (f *ExternalFile, ok bool) {
 // into the snapshot's hash: replacing a module file on disk is then a new
 // configuration, and an untouched one costs nothing. A file that cannot be
 // read is attached with its error, for the policy's builder to report.
+//
+// The hash takes each file as its policy names it (as written, with the
+// SHA-256 of its content), never its resolved path: the same files give the
+// same hash wherever they are and however their directory was named on the
+// command line (`novaedge validate conf` and `novaedge run -c /srv/conf`).
 func (s *Snapshot) ReadExternal(isBundled func(string) bool) {
-	type entry struct{ path, sum string }
-	var all []entry
+	h := sha256.New()
+	h.Write([]byte(s.Hash))
+	folded := false
 	cache := map[string]*ExternalFile{}
-	for _, p := range s.Policies {
+	for _, p := range s.Policies { // sorted by namespace and name
 		for _, name := range p.externalNames(isBundled) {
 			path := p.Source.ResolvePath(name)
 			f := cache[path]
@@ -81,24 +86,18 @@ func (s *Snapshot) ReadExternal(isBundled func(string) bool) {
 					f.SHA256 = hex.EncodeToString(sum[:])
 				}
 				cache[path] = f
-				all = append(all, entry{path, f.SHA256})
 			}
 			if p.external == nil {
 				p.external = map[string]*ExternalFile{}
 			}
 			p.external[name] = f
+			h.Write([]byte(p.Metadata.Namespace + "/" + p.Metadata.Name + "\x00" + name + "\x00" + f.SHA256 + "\x00"))
+			folded = true
 		}
 	}
-	if len(all) == 0 {
-		return
+	if folded {
+		s.Hash = hex.EncodeToString(h.Sum(nil))
 	}
-	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.path, b.path) })
-	h := sha256.New()
-	h.Write([]byte(s.Hash))
-	for _, e := range all {
-		h.Write([]byte(e.path + "\x00" + e.sum + "\x00"))
-	}
-	s.Hash = hex.EncodeToString(h.Sum(nil))
 }
 
 // ExternalPaths returns the resolved paths of the files the snapshot's

@@ -142,3 +142,63 @@ func TestYAMLRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestReadExternalHashIgnoresLocation: the hash folds the files a snapshot
+// names by content, not by resolved path, so the same files loaded through
+// a relative and an absolute path, or from another directory, hash alike
+// (`novaedge validate conf` and `novaedge run -c /srv/conf` print one hash).
+func TestReadExternalHashIgnoresLocation(t *testing.T) {
+	res := `apiVersion: novaedge.io/v1alpha1
+kind: ProxyGateway
+metadata: {name: gw, namespace: t}
+spec:
+  listeners: [{name: http, address: 127.0.0.1, port: 8080, protocol: HTTP}]
+---
+apiVersion: novaedge.io/v1alpha1
+kind: ProxyPolicy
+metadata: {name: user, namespace: t}
+spec:
+  type: Wasm
+  targetRef: {kind: ProxyGateway, name: gw}
+  wasm: {module: a.wasm}
+`
+	mkdir := func(module string) string {
+		t.Helper()
+		dir := t.TempDir()
+		for name, data := range map[string]string{"res.yaml": res, "a.wasm": module} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	load := func(path string) string {
+		t.Helper()
+		s, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ReadExternal(nil)
+		return s.Hash
+	}
+	dir, other, changed := mkdir("module A"), mkdir("module A"), mkdir("module B")
+	t.Chdir(dir)
+	tests := []struct {
+		name string
+		path string
+		same bool
+	}{
+		{name: "relative directory", path: ".", same: true},
+		{name: "relative file", path: "res.yaml", same: true},
+		{name: "same files elsewhere", path: other, same: true},
+		{name: "another module", path: changed, same: false},
+	}
+	want := load(dir)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := load(tc.path); (got == want) != tc.same {
+				t.Errorf("hash %s, absolute path's %s; want same=%v", got, want, tc.same)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/host/reload"
 	"github.com/novaedge/novaedge/host/wasm"
 )
 
@@ -45,7 +46,10 @@ leaves that out.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
-			snap, err := configs.Load(args...)
+			// The loader of run: the files policies name (modules, keys
+			// files) are read and folded into the hash, so validate prints
+			// the hash run serves for the same files.
+			snap, err := reload.Files(args, isBundled)()
 			if err != nil {
 				var ps configs.Problems
 				if errors.As(err, &ps) {

@@ -118,6 +118,22 @@
 // modules linked to each VM's exports, see batch.go). A whole request is
 // then three calls: request headers, response headers, Done.
 //
+// # Statuses
+//
+// The buffer, header and property functions answer with the statuses of
+// proxy-wasm-cpp-host (src/exports.cc) over Envoy's context
+// (source/extensions/common/wasm/context.cc), not the spec's prose, because
+// SDKs are written against them (TestStatusesMatchCppHost checks them case
+// by case): an empty range of a buffer is Ok with 0 and 0 stored, never
+// Empty (the AssemblyScript SDK aborts in proxy_on_configure otherwise); a
+// header map not present is BadArgument, and an empty map from
+// proxy_get_header_map_pairs; a missing key or property path NotFound.
+// Deliberate differences, each documented at its function: the plugin
+// configuration stays readable after proxy_on_configure, root contexts
+// keep properties set on them, proxy_set_header_map_pairs refuses a
+// malformed map (SerializationFailure) instead of emptying the map, and
+// proxy_set_buffer_bytes may replace any range of a body.
+//
 // # Unimplemented ABI functions
 //
 // Every env import of ABI 0.2.1 is defined, each documented in the

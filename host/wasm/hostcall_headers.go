@@ -14,16 +14,26 @@ import (
 // Header maps (proxy_map_type_t):
 //
 //	0 request headers    the h of OnRequestHeaders + request pseudo-headers
-//	1 request trailers   the t of OnRequestTrailers (empty before it)
+//	1 request trailers   the t of OnRequestTrailers
 //	2 response headers   the h of OnResponseHeaders + ":status"
-//	3 response trailers  the t of OnResponseTrailers (empty before it)
+//	3 response trailers  the t of OnResponseTrailers
+//	4, 5 gRPC metadata   never present (no gRPC calls)
 //	6 http call response headers   read-only, during proxy_on_http_call_response
-//	7 http call response trailers  read-only, idem
+//	7 http call response trailers  read-only, idem, when the response had some
 //
-// Maps 0 to 3 exist from their header callback until the stream ends, but
-// only while one of the stream's callbacks runs or the stream is paused
-// (otherwise NotFound). gRPC maps (4, 5) return BadArgument, as do unknown
-// types. Keys are compared case-insensitively and returned in lower case.
+// Maps 0 to 3 are present from their callback until the stream ends, but
+// only while one of the stream's callbacks runs or the stream is paused.
+// Keys are compared case-insensitively and returned in lower case.
+//
+// The statuses are those of proxy-wasm-cpp-host (src/exports.cc: a type
+// above 7 is BadArgument, then a bad guest range InvalidMemoryAccess) over
+// Envoy's maps (source/extensions/common/wasm/context.cc: getMap,
+// getConstMap): a map that is not present is BadArgument for every call but
+// proxy_get_header_map_pairs, which returns it as an empty map (Ok, nothing
+// written); a key missing from a present map is NotFound.
+
+// maxMapType is the highest proxy_map_type_t.
+const maxMapType = mapHTTPCallResponseTrailer
 
 // headerMap is one map as the host functions see it.
 type headerMap struct {
@@ -34,38 +44,42 @@ type headerMap struct {
 	isRO   bool
 }
 
-// headerMap resolves a map type for the effective context.
+// headerMap resolves a map type for the effective context: BadArgument for
+// a type above maxMapType and for a map not present now.
 func (v *vm) headerMap(mt uint32) (headerMap, status) {
 	s := v.cur
 	switch mt {
 	case mapRequestHeaders:
 		if s == nil || !s.attached || s.reqHeaders == nil {
-			return headerMap{}, statusNotFound
+			return headerMap{}, statusBadArgument
 		}
 		return headerMap{h: s.reqHeaders, req: s.info.Request}, statusOK
 	case mapResponseHeaders:
 		if s == nil || !s.attached || s.respHeaders == nil {
-			return headerMap{}, statusNotFound
+			return headerMap{}, statusBadArgument
 		}
 		return headerMap{h: s.respHeaders, status: &s.status}, statusOK
 	case mapRequestTrailers, mapResponseTrailers:
 		if s == nil || !s.attached {
-			return headerMap{}, statusNotFound
+			return headerMap{}, statusBadArgument
 		}
 		h := s.reqTrailers
 		if mt == mapResponseTrailers {
 			h = s.respTrailers
 		}
 		if h == nil {
-			return headerMap{isRO: true}, statusOK // no trailers (yet): empty
+			return headerMap{}, statusBadArgument // no trailers (yet)
 		}
 		return headerMap{h: h}, statusOK
 	case mapHTTPCallResponseHeaders, mapHTTPCallResponseTrailer:
 		r := v.httpResp
 		if r == nil {
-			return headerMap{}, statusNotFound
+			return headerMap{}, statusBadArgument
 		}
 		if mt == mapHTTPCallResponseTrailer {
+			if r.Trailers == nil {
+				return headerMap{}, statusBadArgument
+			}
 			return headerMap{ro: r.Trailers, isRO: true}, statusOK
 		}
 		ro := make([][2]string, 0, len(r.Headers)+1)
@@ -74,7 +88,7 @@ func (v *vm) headerMap(mt uint32) (headerMap, status) {
 		}
 		return headerMap{ro: append(ro, r.Headers...), isRO: true}, statusOK
 	}
-	return headerMap{}, statusBadArgument
+	return headerMap{}, statusBadArgument // gRPC metadata, unknown types
 }
 
 func (m headerMap) pseudo(key string) (string, bool) {
@@ -301,17 +315,20 @@ func (m headerMap) setAll(pairs [][2]string) status {
 //
 // Copies the first value of key into guest memory allocated with
 // proxy_on_memory_allocate and stores its address and size (u32 LE each) at
-// return_value_data and return_value_size.
-// Status: OK; NotFound (no such key or map unavailable); BadArgument (map
-// type); InvalidMemoryAccess.
+// return_value_data and return_value_size (0 and 0 for an empty value).
+// Status: OK; NotFound (no such key); BadArgument (map type, or map not
+// present); InvalidMemoryAccess (bad key or return range).
 func proxyGetHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
-	m, s := v.headerMap(arg(st, 0))
-	if s != statusOK {
-		return s
+	if arg(st, 0) > maxMapType {
+		return statusBadArgument
 	}
 	key, ok := read(mem, arg(st, 1), arg(st, 2))
 	if !ok {
 		return statusInvalidMemoryAccess
+	}
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
 	}
 	val, found := m.get(key)
 	if !found {
@@ -325,8 +342,8 @@ func proxyGetHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uin
 // i32 value_data, i32 value_size) -> i32 status
 //
 // Adds a value to key (setting a pseudo-header replaces it).
-// Status: OK; NotFound (map unavailable); BadArgument (map type, read-only
-// map, bad pseudo-header value); InvalidMemoryAccess.
+// Status: OK; BadArgument (map type, map not present, read-only map, bad
+// pseudo-header value); InvalidMemoryAccess (bad key or value range).
 func proxyAddHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	return changeHeader(v, mem, st, true, false)
 }
@@ -348,9 +365,8 @@ func proxyRemoveHeaderMapValue(ctx context.Context, v *vm, mem api.Memory, st []
 }
 
 func changeHeader(v *vm, mem api.Memory, st []uint64, add, replace bool) status {
-	m, s := v.headerMap(arg(st, 0))
-	if s != statusOK {
-		return s
+	if arg(st, 0) > maxMapType {
+		return statusBadArgument
 	}
 	key, ok := read(mem, arg(st, 1), arg(st, 2))
 	if !ok {
@@ -362,6 +378,10 @@ func changeHeader(v *vm, mem api.Memory, st []uint64, add, replace bool) status 
 			return statusInvalidMemoryAccess
 		}
 	}
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
+	}
 	return m.change(key, val, add, replace)
 }
 
@@ -369,30 +389,42 @@ func changeHeader(v *vm, mem api.Memory, st []uint64, add, replace bool) status 
 //
 // Serializes the whole map (see pairs.go for the layout) into guest memory
 // allocated with proxy_on_memory_allocate and stores its address and size at
-// return_data and return_size. Status: as proxy_get_header_map_value, never
-// NotFound for an empty map.
+// return_data and return_size. An empty map, and a map not present, store 0
+// and 0 and allocate nothing (as proxy-wasm-cpp-host does).
+// Status: OK; BadArgument (map type above 7); InvalidMemoryAccess.
 func proxyGetHeaderMapPairs(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
-	m, s := v.headerMap(arg(st, 0))
-	if s != statusOK {
-		return s
+	if arg(st, 0) > maxMapType {
+		return statusBadArgument
 	}
-	v.scratch = appendPairs(v.scratch[:0], m.pairs())
+	v.scratch = v.scratch[:0]
+	if m, s := v.headerMap(arg(st, 0)); s == statusOK {
+		if pairs := m.pairs(); len(pairs) > 0 {
+			v.scratch = appendPairs(v.scratch, pairs)
+		}
+	}
 	return v.writeOut(ctx, mem, v.scratch, arg(st, 1), arg(st, 2))
 }
 
 // proxy_set_header_map_pairs(i32 map_type, i32 data, i32 size) -> i32 status
 //
 // Replaces the whole map with the serialized map [data, +size).
-// Status: OK; NotFound; BadArgument; SerializationFailure (malformed map);
-// InvalidMemoryAccess.
+// Status: OK; BadArgument (map type, map not present, read-only map);
+// SerializationFailure (malformed map); InvalidMemoryAccess.
+// proxy-wasm-cpp-host reads a malformed map as an empty one and so empties
+// the map with Ok; a guest's serialization bug here leaves the map as it was
+// instead (deliberately: it would otherwise wipe every request header, the
+// gateway's included).
 func proxySetHeaderMapPairs(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
-	m, s := v.headerMap(arg(st, 0))
-	if s != statusOK {
-		return s
+	if arg(st, 0) > maxMapType {
+		return statusBadArgument
 	}
 	b, ok := read(mem, arg(st, 1), arg(st, 2))
 	if !ok {
 		return statusInvalidMemoryAccess
+	}
+	m, s := v.headerMap(arg(st, 0))
+	if s != statusOK {
+		return s
 	}
 	pairs, err := decodePairs(b)
 	if err != nil {
@@ -403,8 +435,10 @@ func proxySetHeaderMapPairs(ctx context.Context, v *vm, mem api.Memory, st []uin
 
 // proxy_get_header_map_size(i32 map_type, i32 return_size) -> i32 status
 //
-// Stores at return_size (u32 LE) the size of the map's serialization.
-// Status: OK; NotFound; BadArgument; InvalidMemoryAccess.
+// Stores at return_size (u32 LE) the size of the map's serialization, as
+// the ABI specifies (Envoy stores the sum of its keys' and values' lengths
+// instead; no SDK we know reads it).
+// Status: OK; BadArgument (map type, map not present); InvalidMemoryAccess.
 func proxyGetHeaderMapSize(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	m, s := v.headerMap(arg(st, 0))
 	if s != statusOK {

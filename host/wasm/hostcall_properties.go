@@ -194,7 +194,8 @@ func proxyGetProperty(ctx context.Context, v *vm, mem api.Memory, st []uint64) s
 // i32 value_size) -> i32 status
 //
 // Stores a value under the path for the effective stream (or the VM's root
-// context); later proxy_get_property calls see it.
+// context); later proxy_get_property calls see it. (Envoy keeps properties
+// in a request's filter state only: NotFound in a root context.)
 // Status: OK; BadArgument (empty path); InvalidMemoryAccess.
 func proxySetProperty(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
 	b, ok1 := read(mem, arg(st, 0), arg(st, 1))
