@@ -1,0 +1,484 @@
+package configs
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// This file hides a configuration's secrets from those who may read it
+// (the admin API's GET /config) and lets a resource set pushed back
+// (PUT /config) refer to them without seeing them.
+//
+// The secrets are
+//
+//	ProxyPolicy   spec.keyAuth.keys[].key   an API key (the sha256 form is not secret: it stays)
+//	ProxyPolicy   spec.jwt.hmacSecret       the HS256 shared secret
+//	ProxyPolicy   spec.jwt.jwks             an inline JWK's private or symmetric members: d, p, q, dp, dq, qi, oth, k
+//	ProxyPolicy   spec.jwt.jwksUri          the password of the URL's userinfo
+//	ProxyGateway  spec.tracing.endpoint     the password of the URL's userinfo
+//
+// A Wasm policy's config and vmConfig are opaque to the gateway: they are
+// shown as written, so a user's module should take its secrets from a
+// file, not from its configuration. A KeyAuth keysFile's content is never
+// part of the configuration shown.
+//
+// Each secret is replaced by a placeholder, "<redacted:hmac-sha256:…>",
+// whose 16 hex digits are an HMAC-SHA-256 of the secret (and of the kind
+// of field it is in) under the Redactor's key: equal secrets show equal
+// placeholders, and no one without the key can test a guess against one.
+
+// placeholderPrefix starts every placeholder.
+const placeholderPrefix = "<redacted:hmac-sha256:"
+
+// placeholderRE matches a whole placeholder.
+var placeholderRE = regexp.MustCompile(`^<redacted:hmac-sha256:[0-9a-f]{16}>$`)
+
+// IsPlaceholder reports whether s is a placeholder a Redactor made.
+func IsPlaceholder(s string) bool { return placeholderRE.MatchString(s) }
+
+// Classes of secrets: a placeholder is taken back only in a field of the
+// class it was made for.
+const (
+	secretAPIKey = "keyAuth.key"
+	secretHMAC   = "jwt.hmacSecret"
+	secretJWK    = "jwk"  // a member of an inline JWK, as JSON
+	secretURL    = "url"  // a URL's password
+	secretJWKS   = "jwks" // a whole redacted JWKS (for an exact match)
+)
+
+// privateJWKMembers are the members of a JSON Web Key that are private or
+// symmetric key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// Redactor replaces secrets by placeholders and takes placeholders back.
+// It is safe for concurrent use.
+type Redactor struct {
+	key []byte
+}
+
+// NewRedactor returns a Redactor keyed by key; nil: a random key, so that
+// placeholders hold for the Redactor's life (a process's, for the admin
+// API) and mean nothing after it.
+func NewRedactor(key []byte) *Redactor {
+	if key == nil {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			panic("configs: no randomness for the redaction key: " + err.Error())
+		}
+	}
+	return &Redactor{key: bytes.Clone(key)}
+}
+
+// placeholder is the placeholder of secret in a field of class.
+func (r *Redactor) placeholder(class, secret string) string {
+	m := hmac.New(sha256.New, r.key)
+	io.WriteString(m, class)
+	m.Write([]byte{0})
+	io.WriteString(m, secret)
+	return placeholderPrefix + hex.EncodeToString(m.Sum(nil)[:8]) + ">"
+}
+
+// Snapshot returns a copy of s whose secrets are placeholders; s is not
+// changed. The copy keeps s's Hash: it names the configuration that
+// serves, and a resource set pushed back with the same placeholders hashes
+// to it again.
+func (r *Redactor) Snapshot(s *Snapshot) *Snapshot {
+	if s == nil {
+		return nil
+	}
+	out := *s
+	out.Gateways = make([]*Gateway, len(s.Gateways))
+	for i, g := range s.Gateways {
+		out.Gateways[i] = g
+		if t := g.Spec.Tracing; t != nil {
+			if red, ok := r.redactURL(t.Endpoint); ok {
+				cp, tr := *g, *t
+				tr.Endpoint = red
+				cp.Spec.Tracing = &tr
+				out.Gateways[i] = &cp
+			}
+		}
+	}
+	out.Policies = make([]*Policy, len(s.Policies))
+	for i, p := range s.Policies {
+		out.Policies[i] = p
+		cp := *p
+		changed := false
+		if k := p.Spec.KeyAuth; k != nil && len(k.Keys) > 0 {
+			ka := *k
+			ka.Keys = make([]APIKey, len(k.Keys))
+			for j, key := range k.Keys {
+				if key.Key != "" {
+					key.Key = r.placeholder(secretAPIKey, key.Key)
+					changed = true
+				}
+				ka.Keys[j] = key
+			}
+			cp.Spec.KeyAuth = &ka
+		}
+		if j := p.Spec.JWT; j != nil {
+			jw := *j
+			if jw.HMACSecret != "" {
+				jw.HMACSecret = r.placeholder(secretHMAC, jw.HMACSecret)
+				changed = true
+			}
+			if red, ok := r.redactJWKS(jw.JWKS); ok {
+				jw.JWKS = red
+				changed = true
+			}
+			if red, ok := r.redactURL(jw.JWKSURI); ok {
+				jw.JWKSURI = red
+				changed = true
+			}
+			cp.Spec.JWT = &jw
+		}
+		if changed {
+			out.Policies[i] = &cp
+		}
+	}
+	return &out
+}
+
+// redactURL replaces the password of u's userinfo, if any.
+func (r *Redactor) redactURL(u string) (string, bool) {
+	if !strings.Contains(u, "@") {
+		return u, false
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u, false
+	}
+	pw, ok := p.User.Password()
+	if !ok {
+		return u, false
+	}
+	p.User = url.UserPassword(p.User.Username(), r.placeholder(secretURL, pw))
+	return p.String(), true
+}
+
+// redactJWKS replaces the private and symmetric members of the keys of a
+// JSON Web Key Set, if any; the result is compact JSON.
+func (r *Redactor) redactJWKS(jwks string) (string, bool) {
+	set, keys, ok := parseJWKS(jwks)
+	if !ok {
+		return jwks, false
+	}
+	changed := false
+	for _, k := range keys {
+		for _, m := range privateJWKMembers {
+			if v, ok := k[m]; ok {
+				k[m] = r.placeholder(secretJWK, string(compactJSON(v)))
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return jwks, false
+	}
+	return string(compactJSON(set)), true
+}
+
+// parseJWKS reads a JSON Web Key Set: the set, and its keys that are
+// objects.
+func parseJWKS(s string) (set map[string]any, keys []map[string]any, ok bool) {
+	if s == "" {
+		return nil, nil, false
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&set); err != nil {
+		return nil, nil, false
+	}
+	list, _ := set["keys"].([]any)
+	for _, k := range list {
+		if m, ok := k.(map[string]any); ok {
+			keys = append(keys, m)
+		}
+	}
+	return set, keys, true
+}
+
+// compactJSON encodes v compactly, without HTML escaping.
+func compactJSON(v any) []byte {
+	b, err := encodeJSON(v, "")
+	if err != nil {
+		return nil
+	}
+	return bytes.TrimSuffix(b, []byte("\n"))
+}
+
+// secretIndex finds the secrets of a running configuration by placeholder.
+type secretIndex map[string]string // class + "\x00" + placeholder or redacted value → secret or original value
+
+func (r *Redactor) index(s *Snapshot) secretIndex {
+	idx := secretIndex{}
+	if s == nil {
+		return idx
+	}
+	addURL := func(u string) {
+		if red, ok := r.redactURL(u); ok {
+			idx[secretURL+"\x00"+red] = u
+			p, _ := url.Parse(u)
+			pw, _ := p.User.Password()
+			idx[secretURL+"\x00"+r.placeholder(secretURL, pw)] = pw
+		}
+	}
+	for _, g := range s.Gateways {
+		if t := g.Spec.Tracing; t != nil {
+			addURL(t.Endpoint)
+		}
+	}
+	for _, p := range s.Policies {
+		if k := p.Spec.KeyAuth; k != nil {
+			for _, key := range k.Keys {
+				if key.Key != "" {
+					idx[secretAPIKey+"\x00"+r.placeholder(secretAPIKey, key.Key)] = key.Key
+				}
+			}
+		}
+		if j := p.Spec.JWT; j != nil {
+			if j.HMACSecret != "" {
+				idx[secretHMAC+"\x00"+r.placeholder(secretHMAC, j.HMACSecret)] = j.HMACSecret
+			}
+			if red, ok := r.redactJWKS(j.JWKS); ok {
+				idx[secretJWKS+"\x00"+red] = j.JWKS
+				_, keys, _ := parseJWKS(j.JWKS)
+				for _, k := range keys {
+					for _, m := range privateJWKMembers {
+						if v, ok := k[m]; ok {
+							raw := string(compactJSON(v))
+							idx[secretJWK+"\x00"+r.placeholder(secretJWK, raw)] = raw
+						}
+					}
+				}
+			}
+			addURL(j.JWKSURI)
+		}
+	}
+	return idx
+}
+
+// secretFields are the fields that hold secrets, by kind, as field paths
+// with list indexes written [].
+var secretFields = map[string]map[string]string{
+	KindPolicy: {
+		"spec.keyAuth.keys[].key": secretAPIKey,
+		"spec.jwt.hmacSecret":     secretHMAC,
+		"spec.jwt.jwks":           secretJWKS,
+		"spec.jwt.jwksUri":        secretURL,
+	},
+	KindGateway: {
+		"spec.tracing.endpoint": secretURL,
+	},
+}
+
+var listIndexRE = regexp.MustCompile(`\[\d+\]`)
+
+// mentionsPlaceholder reports whether s holds something like a
+// placeholder, as written, URL-escaped or JSON-escaped.
+func mentionsPlaceholder(s string) bool {
+	l := strings.ToLower(s)
+	return strings.Contains(l, "<redacted:") || strings.Contains(l, "%3credacted") || strings.Contains(l, `\u003credacted`)
+}
+
+// Restore takes back the placeholders of f, a resource set based on a
+// redacted configuration, with the secrets of running that they stand
+// for: the result is what the set would be had its author seen the
+// secrets. A placeholder that stands for no secret of running (another
+// process's, or a secret changed since), or one in a field that is not
+// the secret's, is a Problem naming the field. f is returned unchanged
+// when it has no placeholder or is not YAML (loading it will say why);
+// otherwise its documents are written anew (comments kept).
+func (r *Redactor) Restore(f File, running *Snapshot) (File, error) {
+	if !mentionsPlaceholder(string(f.Data)) {
+		return f, nil
+	}
+	var docs []*yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return f, nil
+		}
+		docs = append(docs, &n)
+	}
+	rs := restorer{r: r, idx: r.index(running), file: f.Name}
+	for _, d := range docs {
+		if d.Kind != yaml.DocumentNode || len(d.Content) == 0 || d.Content[0].Kind != yaml.MappingNode {
+			continue
+		}
+		root := d.Content[0]
+		rs.kind = scalarAt(root, "kind")
+		rs.namespace, rs.name = "", ""
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if root.Content[i].Value == "metadata" {
+				rs.name = scalarAt(root.Content[i+1], "name")
+				rs.namespace = scalarAt(root.Content[i+1], "namespace")
+				if rs.namespace == "" && rs.kind != KindVIP {
+					rs.namespace = DefaultNamespace
+				}
+			}
+		}
+		rs.walk(root, "")
+	}
+	if len(rs.problems) > 0 {
+		return f, rs.problems.sorted()
+	}
+	if !rs.changed {
+		return f, nil
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	for _, d := range docs {
+		if err := enc.Encode(d); err != nil {
+			return f, Problems{{File: f.Name, Message: "writing the resource set with its secrets: " + err.Error()}}
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return f, Problems{{File: f.Name, Message: "writing the resource set with its secrets: " + err.Error()}}
+	}
+	f.Data = buf.Bytes()
+	return f, nil
+}
+
+// scalarAt is the scalar value of key in mapping m, or "".
+func scalarAt(m *yaml.Node, key string) string {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.ScalarNode {
+			return m.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
+// restorer is the state of one Restore.
+type restorer struct {
+	r                     *Redactor
+	idx                   secretIndex
+	file                  string
+	kind, namespace, name string
+	problems              Problems
+	changed               bool
+}
+
+func (rs *restorer) problem(n *yaml.Node, field, format string, args ...any) {
+	rs.problems = append(rs.problems, Problem{File: rs.file, Line: n.Line, Kind: rs.kind,
+		Namespace: rs.namespace, Name: rs.name, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+const staleHint = "GET /config again, or give the secret itself"
+
+func (rs *restorer) walk(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			p := key
+			if path != "" {
+				p = path + "." + key
+			}
+			rs.walk(n.Content[i+1], p)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			rs.walk(c, fmt.Sprintf("%s[%d]", path, i))
+		}
+	case yaml.ScalarNode:
+		if mentionsPlaceholder(n.Value) {
+			rs.scalar(n, path)
+		}
+	}
+}
+
+// scalar takes back the placeholders of the scalar n at path.
+func (rs *restorer) scalar(n *yaml.Node, path string) {
+	class, ok := secretFields[rs.kind][listIndexRE.ReplaceAllString(path, "[]")]
+	if !ok {
+		rs.problem(n, path, "a redacted placeholder is taken back only in the field it was redacted from")
+		return
+	}
+	var value string
+	switch class {
+	case secretAPIKey, secretHMAC:
+		v := strings.TrimSpace(n.Value)
+		if !IsPlaceholder(v) {
+			rs.problem(n, path, "a redacted placeholder stands for the whole value")
+			return
+		}
+		if value, ok = rs.idx[class+"\x00"+v]; !ok {
+			rs.problem(n, path, "the redacted placeholder matches no secret of the running configuration (%s)", staleHint)
+			return
+		}
+	case secretURL:
+		if value, ok = rs.idx[class+"\x00"+n.Value]; !ok {
+			u, err := url.Parse(n.Value)
+			pw, has := "", false
+			if err == nil && u.User != nil {
+				pw, has = u.User.Password()
+			}
+			if !has || !IsPlaceholder(pw) {
+				rs.problem(n, path, "a redacted placeholder is taken back only as the password of the URL")
+				return
+			}
+			secret, ok := rs.idx[class+"\x00"+pw]
+			if !ok {
+				rs.problem(n, path, "the URL's redacted password matches no secret of the running configuration (%s)", staleHint)
+				return
+			}
+			u.User = url.UserPassword(u.User.Username(), secret)
+			value = u.String()
+		}
+	case secretJWKS:
+		if value, ok = rs.idx[class+"\x00"+n.Value]; !ok {
+			var msg string
+			if value, msg = rs.jwks(n.Value); msg != "" {
+				rs.problem(n, path, "%s", msg)
+				return
+			}
+		}
+	}
+	n.Value, n.Tag, n.Style = value, "!!str", yaml.DoubleQuotedStyle
+	rs.changed = true
+}
+
+// jwks takes back the placeholders of an inline JWKS's members.
+func (rs *restorer) jwks(s string) (string, string) {
+	set, keys, ok := parseJWKS(s)
+	if !ok {
+		return "", "a redacted placeholder in a JWKS that is not JSON"
+	}
+	for i, k := range keys {
+		for m, v := range k {
+			str, isStr := v.(string)
+			if !isStr || !mentionsPlaceholder(str) {
+				continue
+			}
+			raw, found := rs.idx[secretJWK+"\x00"+str]
+			if !found {
+				return "", fmt.Sprintf("keys[%d].%s: the redacted placeholder matches no secret of the running configuration (%s)", i, m, staleHint)
+			}
+			k[m] = json.RawMessage(raw)
+		}
+	}
+	return string(compactJSON(set)), ""
+}
