@@ -151,7 +151,9 @@ func (r *Redactor) Snapshot(s *Snapshot) *Snapshot {
 	return &out
 }
 
-// redactURL replaces the password of u's userinfo, if any.
+// redactURL replaces the password of u's userinfo, if any:
+// "https://user:<redacted:hmac-sha256:…>@host/…" (not a valid URL, on
+// purpose: it cannot be used as it is).
 func (r *Redactor) redactURL(u string) (string, bool) {
 	if !strings.Contains(u, "@") {
 		return u, false
@@ -164,9 +166,13 @@ func (r *Redactor) redactURL(u string) (string, bool) {
 	if !ok {
 		return u, false
 	}
-	p.User = url.UserPassword(p.User.Username(), r.placeholder(secretURL, pw))
-	return p.String(), true
+	const mark = "redactedpassword"
+	p.User = url.UserPassword(p.User.Username(), mark)
+	return strings.Replace(p.String(), ":"+mark+"@", ":"+r.placeholder(secretURL, pw)+"@", 1), true
 }
+
+// urlPlaceholderRE finds a placeholder in a URL, as written or escaped.
+var urlPlaceholderRE = regexp.MustCompile(`(?i)(?:<|%3C)redacted(?::|%3A)hmac-sha256(?::|%3A)([0-9a-f]{16})(?:>|%3E)`)
 
 // redactJWKS replaces the private and symmetric members of the keys of a
 // JSON Web Key Set, if any; the result is compact JSON.
@@ -431,22 +437,19 @@ func (rs *restorer) scalar(n *yaml.Node, path string) {
 		}
 	case secretURL:
 		if value, ok = rs.idx[class+"\x00"+n.Value]; !ok {
-			u, err := url.Parse(n.Value)
-			pw, has := "", false
-			if err == nil && u.User != nil {
-				pw, has = u.User.Password()
-			}
-			if !has || !IsPlaceholder(pw) {
-				rs.problem(n, path, "a redacted placeholder is taken back only as the password of the URL")
+			loc := urlPlaceholderRE.FindStringSubmatchIndex(n.Value)
+			if loc == nil || loc[0] == 0 || n.Value[loc[0]-1] != ':' || loc[1] == len(n.Value) || n.Value[loc[1]] != '@' {
+				rs.problem(n, path, "a redacted placeholder is taken back only as the password of the URL (user:<redacted:…>@host)")
 				return
 			}
-			secret, ok := rs.idx[class+"\x00"+pw]
+			ph := placeholderPrefix + strings.ToLower(n.Value[loc[2]:loc[3]]) + ">"
+			secret, ok := rs.idx[class+"\x00"+ph]
 			if !ok {
 				rs.problem(n, path, "the URL's redacted password matches no secret of the running configuration (%s)", staleHint)
 				return
 			}
-			u.User = url.UserPassword(u.User.Username(), secret)
-			value = u.String()
+			escaped := strings.TrimPrefix(url.UserPassword("", secret).String(), ":")
+			value = n.Value[:loc[0]] + escaped + n.Value[loc[1]:]
 		}
 	case secretJWKS:
 		if value, ok = rs.idx[class+"\x00"+n.Value]; !ok {
@@ -480,5 +483,9 @@ func (rs *restorer) jwks(s string) (string, string) {
 			k[m] = json.RawMessage(raw)
 		}
 	}
-	return string(compactJSON(set)), ""
+	out := string(compactJSON(set))
+	if mentionsPlaceholder(out) {
+		return "", "a redacted placeholder is taken back only as a member of one of the set's keys"
+	}
+	return out, ""
 }
