@@ -11,7 +11,7 @@ import (
 var redactSecrets = []string{
 	"k-live-secret-0123456789", "k-other-secret-0123456789",
 	"hmac-secret-0123456789-0123456789-abcdef",
-	"c3ltbWV0cmljLWtleS1zZWNyZXQtMDEyMzQ1Njc4OQ", // oct k
+	"c3ltbWV0cmljLWtleS1zZWNyZXQtMDEyMzQ1Njc4OQ",         // oct k
 	"cHJpdmF0ZS1leHBvbmVudA", "cHJpbWUtcA", "cHJpbWUtcQ", // RSA d, p, q
 	"s3cr3t-pw", "tr4ce-pw",
 }
