@@ -86,7 +86,9 @@ func TestRunRefusesExposedAdmin(t *testing.T) {
 // policy is refused to a read token; a change to the tokens file is
 // read again.
 func TestAdminAPISecured(t *testing.T) {
-	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "consumer="+r.Header.Get("X-Consumer")) })
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "consumer="+r.Header.Get("X-Consumer"))
+	})
 	listen, adminAddr := freeAddr(t), freeAddr(t)
 	dir := writeResources(t, listen, backend)
 	const key = "k-live-secret-0123456789"
