@@ -171,6 +171,16 @@ func (r *Redactor) redactURL(u string) (string, bool) {
 	return strings.Replace(p.String(), ":"+mark+"@", ":"+r.placeholder(secretURL, pw)+"@", 1), true
 }
 
+// userinfoPasswordRE finds the password of a URL's userinfo, even in a
+// URL that does not parse.
+var userinfoPasswordRE = regexp.MustCompile(`^((?:[^:/?#]*://)?[^/?#@:]*):[^/?#@]*@`)
+
+// hidePassword replaces the password of a URL's userinfo by "xxxxx", for
+// a problem that quotes the URL.
+func hidePassword(s string) string {
+	return userinfoPasswordRE.ReplaceAllString(s, "${1}:xxxxx@")
+}
+
 // urlPlaceholderRE finds a placeholder in a URL, as written or escaped.
 var urlPlaceholderRE = regexp.MustCompile(`(?i)(?:<|%3C)redacted(?::|%3A)hmac-sha256(?::|%3A)([0-9a-f]{16})(?:>|%3E)`)
 

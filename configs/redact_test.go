@@ -301,3 +301,29 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+// TestProblemsHidePasswords: a problem that quotes a URL does not show
+// its password.
+func TestProblemsHidePasswords(t *testing.T) {
+	doc := strings.Replace(redactDoc, "https://gw:s3cr3t-pw@auth.example.com/jwks.json", "ftp://gw:s3cr3t-pw@auth.example.com/jwks.json", 1)
+	doc = strings.Replace(doc, "https://otel:tr4ce-pw@collector", "otel:tr4ce-pw@collector", 1)
+	_, err := LoadFiles([]File{{Name: "r.yaml", Data: []byte(doc)}})
+	if err == nil || !strings.Contains(err.Error(), `"ftp://gw:xxxxx@auth.example.com/jwks.json"`) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, s := range redactSecrets {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("a problem shows %q:\n%v", s, err)
+		}
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"password", "https://u:p@h/x", "https://u:xxxxx@h/x"},
+		{"no password", "https://u@h/x", "https://u@h/x"},
+		{"no userinfo", "https://h/x?a=b@c", "https://h/x?a=b@c"},
+		{"unparsable", "ht tp://u:p w@h", "ht tp://u:xxxxx@h"},
+	} {
+		if got := hidePassword(tc.in); got != tc.want {
+			t.Errorf("%s: hidePassword(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
