@@ -1,20 +1,82 @@
 // Package admin serves NovaEdge's admin API: liveness, readiness, the
-// effective configuration and the status tables.
+// effective configuration, the status tables and the changes.
 //
-//	GET /healthz  200 while the process runs
-//	GET /readyz   200 once a configuration serves and until shutdown begins, else 503
-//	GET /config   the effective (normalized) configuration as JSON; ETag is its hash;
-//	              ?format=yaml: as resource documents PUT /config takes back
-//	GET /status   gateways, routes, backends, policies and what is not active yet
-//	GET /metrics  Prometheus metrics (the registry given to New)
-//	POST /reload  load the resource files again and apply them if they changed
-//	              (200 applied or unchanged, 422 rejected with every problem)
-//	GET /reload   the last change's report
-//	PUT /config   replace the configuration with the resource set in the body
-//	              (YAML documents); If-Match: "<hash>" makes it conditional (412)
-//	POST /plugins/{namespace}/{name}/reload, POST /plugins/{name}/reload
+//	GET /healthz  200 while the process runs                                    open
+//	GET /readyz   200 once a configuration serves and until shutdown begins,   open
+//	              else 503
+//	GET /config   the effective (normalized) configuration as JSON, secrets      read
+//	              redacted; ETag is its hash; ?format=yaml: as resource
+//	              documents PUT /config takes back
+//	GET /status   gateways, routes, backends, policies and what is not          read
+//	              active yet
+//	GET /metrics  Prometheus metrics (the registry given to New)                 read
+//	GET /reload   the last change's report                                       read
+//	POST /reload  load the resource files again and apply them if they          write
+//	              changed (200 applied or unchanged, 422 rejected with every
+//	              problem)
+//	PUT /config   replace the configuration with the resource set in the        write
+//	              body (YAML documents); If-Match: "<hash>" makes it
+//	              conditional (412)
+//	POST /plugins/{namespace}/{name}/reload, POST /plugins/{name}/reload         write
 //	              build a policy's plugin anew: its module read again, fresh VMs
-//	GET /debug/pprof/…  Go's profiler (the admin API listens on loopback by default)
+//	POST /cache/purge  remove cached responses                                   write
+//	GET /debug/pprof/…  Go's profiler                                           write
+//
+// # Who may use it
+//
+// Start takes an Access. Callers authenticate with a bearer token
+// ("Authorization: Bearer TOKEN") from the tokens file (ParseTokens: the
+// tokens' SHA-256 digests, each with a name and a role; only digests are
+// kept in memory and compared in constant time; the file is read at Start
+// and again by ReloadTokens, which the novaedge command calls on SIGHUP and
+// when the file changes), and/or with a client certificate verified
+// against the client CA (mutual TLS; the role is the certificate subject's
+// OU, "write" or "read", and read when it names neither). The read role
+// may use the read endpoints; the write role may use every endpoint.
+// /healthz and /readyz are open to all, always. A wrong token is 401, a
+// role too weak 403.
+//
+// Without tokens or a client CA, the admin API serves everyone with the
+// write role, and Start refuses (ErrExposed) to listen anywhere but on a
+// loopback address: local use (the demo, the CLI on the same host) needs
+// no credentials, other hosts cannot reach it.
+//
+// # Browsers: DNS rebinding and cross-site requests
+//
+// Whatever the authentication, every endpoint but /healthz and /readyz
+//
+//   - answers only to its own names in Host: the address it is bound to
+//     (every local interface's address when bound to all), localhost,
+//     127.0.0.1, [::1], and Access.Hostnames; any other Host is 421, which
+//     defeats DNS rebinding (a page of attacker.example whose name now
+//     resolves to 127.0.0.1 still sends Host: attacker.example);
+//   - refuses (403) a request with an Origin header other than its own
+//     origin, or with Sec-Fetch-Site other than same-origin or none;
+//   - refuses (403) a write that a browser would send across origins
+//     without a CORS preflight: a change needs an Authorization: Bearer
+//     header, Content-Type application/json or application/yaml, or an
+//     X-NovaEdge-Admin header. The admin API never answers a preflight and
+//     never sends CORS headers, so no other origin can send those.
+//
+// Every request to a write endpoint, allowed or refused, is logged at Info
+// as "admin audit" with its method, path, query, remote address, principal
+// (token:NAME, cert:SUBJECT, local, or - when refused before knowing it),
+// role, status and duration; never a token.
+//
+// # Secrets
+//
+// GET /config shows the configuration through a configs.Redactor: API
+// keys, JWT HMAC secrets, the private and symmetric members of inline
+// JWKs and URL passwords are placeholders, "<redacted:hmac-sha256:…>",
+// keyed by a random key of the process. A resource set pushed to PUT
+// /config may keep them: each placeholder is replaced by the running
+// secret it stands for before the set is loaded, so GET ?format=yaml, an
+// edit and a PUT with If-Match round-trip, and an unchanged set is a
+// no-op. A placeholder that stands for no running secret (another
+// process's, or a secret changed since) or that is moved to another field
+// is 422 naming the field. A Wasm policy's config is opaque and shown as
+// written: keep a module's secrets out of it. Problems and logs name
+// fields, never secret values.
 package admin
 
 import (
