@@ -45,14 +45,19 @@ func TestRedactionRoundTrip(t *testing.T) {
 	}
 	js, etag := get("/config")
 	ym, yetag := get("/config?format=yaml")
+	st, _ := get("/status")
+	metrics, _ := get("/metrics")
 	if etag != `"`+running.Hash+`"` || yetag != etag {
 		t.Errorf("ETags %s %s, want the running hash %s", etag, yetag, running.Hash)
 	}
-	for name, body := range map[string]string{"JSON": js, "YAML": ym} {
+	for name, body := range map[string]string{"JSON": js, "YAML": ym, "/status": st, "/metrics": metrics} {
 		for _, s := range secrets {
 			if strings.Contains(body, s) {
 				t.Errorf("GET /config (%s) shows the secret %q", name, s)
 			}
+		}
+		if strings.HasPrefix(name, "/") {
+			continue
 		}
 		if strings.Count(body, "<redacted:hmac-sha256:") != 3 {
 			t.Errorf("GET /config (%s): want 3 placeholders:\n%s", name, body)
