@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -232,5 +233,42 @@ spec:
 	}, "the new token works")
 	if resp, _ := call("GET", "/status", readTok, ""); resp.StatusCode != 401 {
 		t.Errorf("the removed token: %d", resp.StatusCode)
+	}
+}
+
+// TestAdminSettings: the admin API's settings come from flags, NOVAEDGE_*
+// variables and the settings file, as the others do.
+func TestAdminSettings(t *testing.T) {
+	settingsFile := filepath.Join(t.TempDir(), "novaedge.yaml")
+	os.WriteFile(settingsFile, []byte("admin-tls-cert: /etc/a.crt\nadmin-tls-key: /etc/a.key\nadmin-hostnames: [admin.internal, gw.example]\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want admin.Access
+	}{
+		{name: "flags", args: []string{"--admin-tokens", "/t", "--admin-client-ca", "/ca", "--admin-hostnames", "a.example,b.example"},
+			want: admin.Access{TokensFile: "/t", ClientCA: "/ca", Hostnames: []string{"a.example", "b.example"}}},
+		{name: "environment", env: map[string]string{"NOVAEDGE_ADMIN_TOKENS": "/env/t", "NOVAEDGE_ADMIN_HOSTNAMES": "x.example,y.example"},
+			want: admin.Access{TokensFile: "/env/t", Hostnames: []string{"x.example", "y.example"}}},
+		{name: "settings file", args: []string{"--settings", settingsFile},
+			want: admin.Access{TLSCert: "/etc/a.crt", TLSKey: "/etc/a.key", Hostnames: []string{"admin.internal", "gw.example"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cmd := newRunCmd()
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := loadSettings(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.adminAccess(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("access %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
