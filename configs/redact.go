@@ -2,6 +2,7 @@ package configs
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -309,6 +311,72 @@ func mentionsPlaceholder(s string) bool {
 	return strings.Contains(l, "<redacted:") || strings.Contains(l, "%3credacted") || strings.Contains(l, `\u003credacted`)
 }
 
+// splice replaces, in data, the text of each edit's scalar by its value
+// as a double-quoted scalar, so that the lines of the rest do not move
+// (problems found in the set cite the lines its author wrote). ok is false
+// if a scalar's text is not where its node says or spans lines; Restore
+// then writes the documents anew.
+func splice(data []byte, edits []edit) ([]byte, bool) {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	type span struct {
+		line, start, end int
+		text             []byte
+	}
+	var spans []span
+	for _, e := range edits {
+		n := e.node
+		if n.Line < 1 || n.Line > len(lines) || n.Column < 1 {
+			return nil, false
+		}
+		line := lines[n.Line-1]
+		start := n.Column - 1
+		if start > len(line) || !isASCII(line[:start]) { // Column counts characters
+			return nil, false
+		}
+		var raw string
+		switch n.Style {
+		case 0:
+			raw = n.Value
+		case yaml.SingleQuotedStyle:
+			raw = "'" + strings.ReplaceAll(n.Value, "'", "''") + "'"
+		case yaml.DoubleQuotedStyle:
+			raw = `"` + n.Value + `"`
+			if strings.ContainsAny(n.Value, "\"\\") {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+		rest := line[start:]
+		if !bytes.HasPrefix(rest, []byte(raw)) || strings.ContainsAny(raw, "\n\r") {
+			return nil, false
+		}
+		if after := rest[len(raw):]; n.Style == 0 && len(after) > 0 && !strings.ContainsRune(" \t\r\n,]}#", rune(after[0])) {
+			return nil, false
+		}
+		spans = append(spans, span{n.Line - 1, start, start + len(raw), compactJSON(e.value)})
+	}
+	// Right to left within a line, so that earlier offsets hold.
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Or(cmp.Compare(a.line, b.line), cmp.Compare(b.start, a.start)) })
+	for i, sp := range spans {
+		if i > 0 && spans[i-1].line == sp.line && spans[i-1].start < sp.end {
+			return nil, false
+		}
+		l := lines[sp.line]
+		lines[sp.line] = slices.Concat(l[:sp.start], sp.text, l[sp.end:])
+	}
+	return bytes.Join(lines, nil), true
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // Restore takes back the placeholders of f, a resource set based on a
 // redacted configuration, with the secrets of running that they stand
 // for: the result is what the set would be had its author seen the
@@ -316,7 +384,9 @@ func mentionsPlaceholder(s string) bool {
 // process's, or a secret changed since), or one in a field that is not
 // the secret's, is a Problem naming the field. f is returned unchanged
 // when it has no placeholder or is not YAML (loading it will say why);
-// otherwise its documents are written anew (comments kept).
+// otherwise the placeholders' text is replaced in place, keeping every
+// line where it was (or, when a placeholder's text cannot be found where
+// YAML says it is, the documents are written anew, comments kept).
 func (r *Redactor) Restore(f File, running *Snapshot) (File, error) {
 	if !mentionsPlaceholder(string(f.Data)) {
 		return f, nil
@@ -356,8 +426,15 @@ func (r *Redactor) Restore(f File, running *Snapshot) (File, error) {
 	if len(rs.problems) > 0 {
 		return f, rs.problems.sorted()
 	}
-	if !rs.changed {
+	if len(rs.edits) == 0 {
 		return f, nil
+	}
+	if data, ok := splice(f.Data, rs.edits); ok {
+		f.Data = data
+		return f, nil
+	}
+	for _, e := range rs.edits {
+		e.node.Value, e.node.Tag, e.node.Style = e.value, "!!str", yaml.DoubleQuotedStyle
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -394,7 +471,13 @@ type restorer struct {
 	file                  string
 	kind, namespace, name string
 	problems              Problems
-	changed               bool
+	edits                 []edit
+}
+
+// edit is a scalar to replace with a value.
+type edit struct {
+	node  *yaml.Node
+	value string
 }
 
 func (rs *restorer) problem(n *yaml.Node, field, format string, args ...any) {
@@ -470,8 +553,7 @@ func (rs *restorer) scalar(n *yaml.Node, path string) {
 			}
 		}
 	}
-	n.Value, n.Tag, n.Style = value, "!!str", yaml.DoubleQuotedStyle
-	rs.changed = true
+	rs.edits = append(rs.edits, edit{node: n, value: value})
 }
 
 // jwks takes back the placeholders of an inline JWKS's members.

@@ -3,6 +3,7 @@ package configs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -325,5 +326,79 @@ func TestProblemsHidePasswords(t *testing.T) {
 		if got := hidePassword(tc.in); got != tc.want {
 			t.Errorf("%s: hidePassword(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestRestoreKeepsLines: placeholders are replaced where they are written
+// (block or flow style, plain or quoted), so that every other line stays
+// as it was and a problem in the set cites the line its author wrote; a
+// placeholder whose text cannot be replaced in place (a JWKS in a block
+// scalar) is still taken back, the documents written anew.
+func TestRestoreKeepsLines(t *testing.T) {
+	snap := loadDoc(t, redactDoc)
+	r := NewRedactor(nil)
+	ym, err := r.Snapshot(snap).YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPH := r.placeholder(secretAPIKey, "k-live-secret-0123456789")
+	otherPH := r.placeholder(secretAPIKey, "k-other-secret-0123456789")
+	hmacPH := r.placeholder(secretHMAC, "hmac-secret-0123456789-0123456789-abcdef")
+	jwksRed, _ := r.redactJWKS(snap.Policy("ns", "jwt").Spec.JWT.JWKS)
+	flow := strings.NewReplacer("k-live-secret-0123456789", keyPH, "k-other-secret-0123456789", "'"+otherPH+"'",
+		"hmacSecret: hmac-secret-0123456789-0123456789-abcdef", `hmacSecret: "`+hmacPH+`"`).Replace(redactDoc)
+	for _, tc := range []struct {
+		name     string
+		doc      string
+		inPlace  bool
+		wantKeys []string
+	}{
+		{"the admin API's YAML", string(ym), true, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
+		{"flow style, plain and quoted", flow, true, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
+		{"a JWKS in a block scalar", strings.Replace(flow, `jwks: '`+snap.Policy("ns", "jwt").Spec.JWT.JWKS+`'`,
+			"jwks: |\n      "+jwksRed, 1), false, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(tc.doc, placeholderPrefix) {
+				t.Fatal("no placeholder in the test's document")
+			}
+			// A problem on the last line, to see where it is cited.
+			doc := tc.doc + "---\nkind: Nope\n"
+			f, err := r.Restore(File{Name: "r.yaml", Data: []byte(doc)}, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, out := strings.Split(doc, "\n"), strings.Split(string(f.Data), "\n")
+			if tc.inPlace {
+				if len(in) != len(out) {
+					t.Fatalf("%d lines became %d", len(in), len(out))
+				}
+				for i := range in {
+					if in[i] != out[i] && !strings.Contains(in[i], placeholderPrefix) {
+						t.Errorf("line %d changed: %q → %q", i+1, in[i], out[i])
+					}
+				}
+			}
+			_, err = LoadFiles([]File{f})
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("err = %v, want the problems of kind Nope", err)
+			}
+			if tc.inPlace && ps[0].Line != len(in)-1 {
+				t.Errorf("the problem is cited at line %d, want %d", ps[0].Line, len(in)-1)
+			}
+			got, err := LoadFiles([]File{{Name: "r.yaml", Data: []byte(strings.TrimSuffix(string(f.Data), "---\nkind: Nope\n"))}})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, f.Data)
+			}
+			var keys []string
+			for _, k := range got.Policy("ns", "keys").Spec.KeyAuth.Keys {
+				keys = append(keys, k.Key)
+			}
+			if fmt.Sprint(keys) != fmt.Sprint(tc.wantKeys) || got.Policy("ns", "jwt").Spec.JWT.HMACSecret != "hmac-secret-0123456789-0123456789-abcdef" ||
+				!strings.Contains(got.Policy("ns", "jwt").Spec.JWT.JWKS, `"k":"c3ltbWV0cmljLWtleS1zZWNyZXQtMDEyMzQ1Njc4OQ"`) {
+				t.Errorf("keys %q, jwt %+v", keys, got.Policy("ns", "jwt").Spec.JWT)
+			}
+		})
 	}
 }
