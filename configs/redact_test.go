@@ -346,7 +346,8 @@ func TestRestoreKeepsLines(t *testing.T) {
 	hmacPH := r.placeholder(secretHMAC, "hmac-secret-0123456789-0123456789-abcdef")
 	jwksRed, _ := r.redactJWKS(snap.Policy("ns", "jwt").Spec.JWT.JWKS)
 	flow := strings.NewReplacer("k-live-secret-0123456789", keyPH, "k-other-secret-0123456789", "'"+otherPH+"'",
-		"hmacSecret: hmac-secret-0123456789-0123456789-abcdef", `hmacSecret: "`+hmacPH+`"`).Replace(redactDoc)
+		"hmacSecret: hmac-secret-0123456789-0123456789-abcdef", `hmacSecret: "`+hmacPH+`"`,
+		"---\n", "---\n\n# the next resource, after a blank line (writing the YAML anew would drop it)\n").Replace(redactDoc)
 	for _, tc := range []struct {
 		name     string
 		doc      string
@@ -354,7 +355,7 @@ func TestRestoreKeepsLines(t *testing.T) {
 		wantKeys []string
 	}{
 		{"the admin API's YAML", string(ym), true, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
-		{"flow style, plain and quoted", flow, true, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
+		{"flow style, plain and quoted, blank lines", flow, true, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
 		{"a JWKS in a block scalar", strings.Replace(flow, `jwks: '`+snap.Policy("ns", "jwt").Spec.JWT.JWKS+`'`,
 			"jwks: |\n      "+jwksRed, 1), false, []string{"k-live-secret-0123456789", "", "k-other-secret-0123456789"}},
 	} {
