@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +21,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/host/admin"
+	"github.com/novaedge/novaedge/host/tlsconf/devcert"
 )
 
 // TestAdminTokenCommand: `novaedge admin token` prints a token and the
@@ -270,5 +278,77 @@ func TestAdminSettings(t *testing.T) {
 				t.Errorf("access %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestAdminMutualTLSCLI: an admin API over HTTPS with a client CA; the
+// CLI reaches it with --admin https://…, --admin-cacert and a client
+// certificate (OU=write), and without a certificate gets 401.
+func TestAdminMutualTLSCLI(t *testing.T) {
+	ca, err := devcert.NewCA("admin CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certPEM, keyPEM, err := ca.Issue(devcert.Leaf{Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverCert, serverKey, caFile := file("tls.crt", certPEM), file("tls.key", keyPEM), file("ca.crt", ca.CertPEM)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "deployer", OrganizationalUnit: []string{"write"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	clientCert := file("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	clientKey := file("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+
+	listen, adminAddr := freeAddr(t), freeAddr(t)
+	res := writeResources(t, listen, "127.0.0.1:1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := runCmd(ctx, "run", "--admin", adminAddr, "-c", res, "--state-dir", t.TempDir(), "--shutdown-grace", "5s",
+			"--admin-tls-cert", serverCert, "--admin-tls-key", serverKey, "--admin-client-ca", caFile)
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	status := func(args ...string) (string, error) {
+		return runCmd(context.Background(), append([]string{"status", "--admin", "https://" + adminAddr, "--admin-cacert", caFile}, args...)...)
+	}
+	waitUntil(t, func() bool {
+		_, err := status("--admin-cert", clientCert, "--admin-key", clientKey)
+		return err == nil
+	}, "the HTTPS admin API answers")
+	if out, err := status("--admin-cert", clientCert, "--admin-key", clientKey); err != nil || !strings.Contains(out, "CONFIG HASH") {
+		t.Errorf("status with the client certificate: %v\n%s", err, out)
+	}
+	if out, err := runCmd(context.Background(), "reload", "--admin", "https://"+adminAddr, "--admin-cacert", caFile,
+		"--admin-cert", clientCert, "--admin-key", clientKey); err != nil || !strings.Contains(out, "unchanged in ") {
+		t.Errorf("reload with the client certificate: %v\n%s", err, out)
+	}
+	if _, err := status(); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("status without a certificate: %v", err)
+	}
+	if _, err := runCmd(context.Background(), "status", "--admin", "https://"+adminAddr); err == nil {
+		t.Error("status without the CA: no error")
 	}
 }
