@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -303,6 +304,31 @@ var secretFields = map[string]map[string]string{
 }
 
 var listIndexRE = regexp.MustCompile(`\[\d+\]`)
+
+// secretField reports whether the field at path of a resource of kind
+// holds a secret, is inside one (a key of a JWKS given as a mapping) or
+// contains one (spec.keyAuth.keys given as a string): a problem about it
+// must not quote its value.
+func secretField(kind, path string) bool {
+	p := listIndexRE.ReplaceAllString(path, "[]")
+	for f := range secretFields[kind] {
+		if p == f || strings.HasPrefix(f, p+".") || strings.HasPrefix(f, p+"[") || strings.HasPrefix(p, f+".") || strings.HasPrefix(p, f+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// hideValue removes value, as written or quoted, from a message.
+func hideValue(msg, value string) string {
+	if value == "" {
+		return msg
+	}
+	for _, v := range []string{strconv.Quote(value), strconv.Quote(clip(value)), value, clip(value)} {
+		msg = strings.ReplaceAll(msg, v, "(value not shown)")
+	}
+	return msg
+}
 
 // mentionsPlaceholder reports whether s holds something like a
 // placeholder, as written, URL-escaped or JSON-escaped.

@@ -403,3 +403,39 @@ func TestRestoreKeepsLines(t *testing.T) {
 		})
 	}
 }
+
+// TestProblemsHideMisplacedSecrets: a secret written in the wrong shape
+// is not quoted by the problem about it.
+func TestProblemsHideMisplacedSecrets(t *testing.T) {
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"keys as a string", "    keys:\n      - {key: k-live-secret-0123456789, consumer: web}\n", "    keys: k-live-secret-0123456789\n    x:\n      - {key: k-live-secret-0123456789, consumer: web}\n",
+			"spec.keyAuth.keys: expected list, got string (value not shown)"},
+		{"a key as a number", "{key: k-other-secret-0123456789, consumer: partner}", "{key: 1234567890123, consumer: partner}",
+			"spec.keyAuth.keys[2].key: expected string, got integer (value not shown)"},
+		{"hmacSecret as a list", "hmacSecret: hmac-secret", "hmacSecret: [hmac-secret", "spec.jwt.hmacSecret: expected string, got list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(redactDoc, tc.old, tc.new, 1)
+			if tc.name == "hmacSecret as a list" {
+				doc = strings.Replace(doc, "-0123456789-0123456789-abcdef", "-0123456789-0123456789-abcdef]", 1)
+			}
+			if doc == redactDoc {
+				t.Fatal("the test changed nothing")
+			}
+			_, err := LoadFiles([]File{{Name: "r.yaml", Data: []byte(doc)}})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			for _, s := range append(redactSecrets, "1234567890123") {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("a problem shows %q:\n%v", s, err)
+				}
+			}
+		})
+	}
+	// Other fields still quote their values.
+	_, err := LoadFiles([]File{{Name: "r.yaml", Data: []byte(strings.Replace(redactDoc, "statusCode: 301", "statusCode: abc", 1))}})
+	if err == nil || !strings.Contains(err.Error(), `expected integer, got string "abc"`) {
+		t.Errorf("err = %v", err)
+	}
+}
