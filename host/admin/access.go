@@ -349,6 +349,3 @@ func (s *Server) ReloadTokens() error {
 	s.log.Info("admin tokens loaded", "file", s.tokensFile, "tokens", t.Len())
 	return nil
 }
-
-// TokensFile is the tokens file given to Start ("" for none).
-func (s *Server) TokensFile() string { return s.tokensFile }

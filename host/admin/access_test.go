@@ -213,7 +213,8 @@ func endpoints() []endpoint {
 // token, write token, foreign Host, cross-origin simple request} against
 // a real listener on 127.0.0.1 with bearer tokens.
 func TestAccessRules(t *testing.T) {
-	a := startTestAdmin(t, Access{TokensFile: writeTokens(t)})
+	tokensFile := writeTokens(t)
+	a := startTestAdmin(t, Access{TokensFile: tokensFile})
 	yamlBody := func() string {
 		_, body := a.call(nil, "GET", "/config?format=yaml", "", "Authorization", "Bearer "+readToken)
 		return body
@@ -263,7 +264,7 @@ func TestAccessRules(t *testing.T) {
 		}
 	}
 	// The tokens file was read once; a change takes effect at ReloadTokens.
-	if err := os.WriteFile(a.s.TokensFile(), []byte(TokenLine("new-token-0123456789", RoleWrite, "new")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokensFile, []byte(TokenLine("new-token-0123456789", RoleWrite, "new")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := a.call(nil, "GET", "/status", "", "Authorization", "Bearer new-token-0123456789"); got != 401 {
@@ -279,7 +280,7 @@ func TestAccessRules(t *testing.T) {
 		t.Errorf("a token removed from the file still works: %d", got)
 	}
 	// A broken file keeps the tokens in force.
-	if err := os.WriteFile(a.s.TokensFile(), []byte("garbage\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokensFile, []byte("garbage\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.s.ReloadTokens(); err == nil {
