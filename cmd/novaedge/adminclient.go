@@ -37,7 +37,7 @@ func addAdminClientFlags(cmd *cobra.Command) *adminClient {
 	a := &adminClient{cmd: cmd}
 	f := cmd.Flags()
 	f.StringVar(&a.addr, "admin", defaultAdmin, "admin API address (host:port; https://host:port for an admin API with TLS) [NOVAEDGE_ADMIN]")
-	f.StringVar(&a.token, "admin-token", "", "admin API bearer token [NOVAEDGE_ADMIN_TOKEN]")
+	f.StringVar(&a.token, "admin-token", "", "admin API bearer token (a flag shows in ps: prefer the variable or --admin-token-file) [NOVAEDGE_ADMIN_TOKEN]")
 	f.StringVar(&a.tokenFile, "admin-token-file", "", "file holding the admin API bearer token [NOVAEDGE_ADMIN_TOKEN_FILE]")
 	f.StringVar(&a.caFile, "admin-cacert", "", "CA (PEM) of an HTTPS admin API's certificate [NOVAEDGE_ADMIN_CACERT]")
 	f.StringVar(&a.certFile, "admin-cert", "", "client certificate (PEM) for an admin API with mutual TLS [NOVAEDGE_ADMIN_CERT]")
