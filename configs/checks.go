@@ -225,7 +225,7 @@ func (o *object) pattern(path, expr string) {
 func (o *object) httpURL(path, s string) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		o.errorf(path, "invalid URL %q: want an absolute http:// or https:// URL", clip(s))
+		o.errorf(path, "invalid URL %q: want an absolute http:// or https:// URL", clip(hidePassword(s)))
 	}
 }
 

@@ -56,7 +56,11 @@ func newDecoder(o *object) *decoder { return &decoder{o: o, budget: maxValues} }
 // value is missing so that validation does not complain about it again.
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.o.failed[path] = true
-	d.o.add(n.Line, path, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if secretField(d.o.kind, path) {
+		msg = hideValue(msg, n.Value) // a secret in the wrong shape is still a secret
+	}
+	d.o.add(n.Line, path, msg)
 }
 
 // spend takes one value from the budget; false means stop decoding.

@@ -61,7 +61,7 @@ keeps them for later starts; the HTTPS listener serves that certificate
 				return err
 			}
 			s.SecretsDir = dev.SecretsDir
-			printDemoHelp(cmd.OutOrStdout(), s.Admin, token, dev.CAFile)
+			printDemoHelp(cmd.OutOrStdout(), demoAdminCurl(s), token, dev.CAFile)
 			load := reload.Documents(apigateway.DemoFiles(issuer.URL), isBundled)
 			return serve(cmd.Context(), s, logger, load, nil) // embedded files: nothing to watch
 		},
@@ -94,7 +94,21 @@ func demoTLS(s *settings, logger *slog.Logger) (apigateway.DevTLS, error) {
 	return dev, nil
 }
 
-func printDemoHelp(w io.Writer, admin, token, caFile string) {
+// demoAdminCurl is the curl command line that reads the demo's admin API
+// (with a token from NOVAEDGE_ADMIN_TOKEN when it needs one), up to the
+// path.
+func demoAdminCurl(s *settings) string {
+	c := "curl -s "
+	if s.AdminTokens != "" {
+		c += `-H "Authorization: Bearer $NOVAEDGE_ADMIN_TOKEN" `
+	}
+	if s.AdminTLSCert != "" {
+		return c + "-k https://" + s.Admin
+	}
+	return c + s.Admin
+}
+
+func printDemoHelp(w io.Writer, adminCurl, token, caFile string) {
 	fmt.Fprintf(w, `
 NovaEdge demo: the reference API gateway on http://localhost:8080 and https://api.example.com:8443
   (users, orders and products demo services on 127.0.0.1:18081-18083;
@@ -117,9 +131,9 @@ Try, in another terminal:
   curl -si -H 'Host: api.example.com' localhost:8080/api/v1/orders   # → 301 to https://api.example.com:8443/… (sslRedirect)
   curl -si -H "Authorization: Bearer $TOKEN" localhost:8080/api/v1/usersX   # → 404: prefixes match whole segments
   go run ./cmd/novaedge status                                # the running gateway and its plugins, as tables
-  curl -s %[1]s/status                                  # the admin API (also /config, /metrics, /healthz, /readyz)
+  %[1]s/status                                  # the admin API (also /config, /metrics, /healthz, /readyz)
 
 Walk-through: examples/api-gateway/README.md. Ctrl-C stops everything.
 
-`, admin, token, caFile)
+`, adminCurl, token, caFile)
 }

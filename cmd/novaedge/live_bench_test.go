@@ -136,7 +136,7 @@ func (g *liveGateway) postReload() {
 
 // tryReload is POST /reload; an error unless a change applied.
 func (g *liveGateway) tryReload() error {
-	resp, err := g.client.Post("http://"+g.admin+"/reload", "", nil)
+	resp, err := g.client.Post("http://"+g.admin+"/reload", "application/json", nil) // a change is a non-simple request
 	if err != nil {
 		return err
 	}

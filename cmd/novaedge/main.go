@@ -4,6 +4,9 @@
 //	novaedge run -c PATH…       serve the resources in PATH (files or directories)
 //	novaedge validate PATH…     check resources; print every problem; exit 1 on any
 //	novaedge status             print the running gateway's tables (from its admin API)
+//	novaedge reload             make the running gateway load its resources again
+//	novaedge plugin reload NAME build a policy's plugin anew
+//	novaedge admin token        make an admin API token and its tokens-file line
 //	novaedge demo               the reference use case on localhost, with demo services
 //	novaedge version
 package main

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,7 +14,7 @@ import (
 )
 
 func newReloadCmd() *cobra.Command {
-	var adminAddr string
+	var client *adminClient
 	cmd := &cobra.Command{
 		Use:   "reload",
 		Short: "Make the running gateway load its resources again (as SIGHUP does)",
@@ -25,15 +24,15 @@ rejected with every problem printed, the exit status is 1, and the running
 configuration keeps serving.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return postChange(cmd, adminAddr, "/reload")
+			return postChange(cmd, client, "/reload")
 		},
 	}
-	cmd.Flags().StringVar(&adminAddr, "admin", defaultAdmin, "admin API address")
+	client = addAdminClientFlags(cmd)
 	return cmd
 }
 
 func newPluginCmd() *cobra.Command {
-	var adminAddr string
+	var client *adminClient
 	reloadCmd := &cobra.Command{
 		Use:   "reload NAME",
 		Short: "Build a policy's plugin anew: its module read again, fresh VMs",
@@ -50,10 +49,10 @@ is 1.`,
 			if ns, name, ok := strings.Cut(args[0], "/"); ok {
 				path = "/plugins/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/reload"
 			}
-			return postChange(cmd, adminAddr, path)
+			return postChange(cmd, client, path)
 		},
 	}
-	reloadCmd.Flags().StringVar(&adminAddr, "admin", defaultAdmin, "admin API address")
+	client = addAdminClientFlags(reloadCmd)
 	cmd := &cobra.Command{Use: "plugin", Short: "Act on the running gateway's plugins"}
 	cmd.AddCommand(reloadCmd)
 	return cmd
@@ -61,15 +60,16 @@ is 1.`,
 
 // postChange POSTs to an admin endpoint that changes the configuration and
 // prints its report: every problem, then the result and the hash serving.
-func postChange(cmd *cobra.Command, adminAddr, path string) error {
-	c := &http.Client{Timeout: 2 * time.Minute} // building plugins may compile modules
-	resp, err := c.Post("http://"+adminAddr+path, "application/json", nil)
+func postChange(cmd *cobra.Command, client *adminClient, path string) error {
+	resp, err := client.do(http.MethodPost, path, 2*time.Minute) // building plugins may compile modules
 	if err != nil {
-		return fmt.Errorf("cannot reach the admin API at %s (is novaedge running? --admin sets the address): %w", adminAddr, err)
+		return err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	body, err := readBody(resp, 4<<20)
 	if err != nil {
+		return err
+	}
+	if err := refused(resp, body); err != nil {
 		return err
 	}
 	var rep reload.Report

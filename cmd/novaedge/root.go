@@ -14,7 +14,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newReloadCmd(), newPluginCmd(), newDemoCmd(), &cobra.Command{
+	root.AddCommand(newRunCmd(), newValidateCmd(), newStatusCmd(), newReloadCmd(), newPluginCmd(), newAdminCmd(), newDemoCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,

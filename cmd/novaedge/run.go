@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,8 +48,15 @@ func newRunCmd() *cobra.Command {
 A change to the resource files or to a policy's module file is applied
 live (--watch, on by default), as are SIGHUP and ` + "`novaedge reload`" + `: a bad
 change is refused with every problem logged, and the running configuration
-keeps serving. SIGTERM or SIGINT
-drain: listeners stop accepting, in-flight requests finish within
+keeps serving.
+
+The admin API (--admin, 127.0.0.1:9901) needs no credentials on loopback
+until --admin-tokens (bearer tokens, read or write role) or
+--admin-client-ca (mutual TLS) is given, and refuses to listen anywhere
+else without one of them. It answers only to its own names in Host
+(--admin-hostnames adds some) and refuses cross-origin requests.
+
+SIGTERM or SIGINT drain: listeners stop accepting, in-flight requests finish within
 --shutdown-grace, and the process exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,6 +91,12 @@ func isBundled(name string) bool {
 // serve runs the gateway until SIGTERM/SIGINT (or ctx ends), reloading on
 // SIGHUP and when the files under watchPaths change.
 func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Loader, watchPaths []string) error {
+	// Before anything starts: an admin API others could reach unauthenticated is refused.
+	if host, _, err := net.SplitHostPort(s.Admin); err == nil {
+		if err := admin.CheckExposure(host, s.AdminTokens != "" || s.AdminClientCA != ""); err != nil {
+			return adminStartError(s, err)
+		}
+	}
 	snap, err := load()
 	if err != nil {
 		logProblems(logger, "configuration rejected", err)
@@ -102,8 +116,8 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 	reg := admin.NewRegistry()
 	reg.MustRegister(&policy.Collector{Runtime: rt, Gateway: gw}, metrics)
 	adm := admin.New(gw, reg, logger)
-	if err := adm.Start(s.Admin); err != nil {
-		return fmt.Errorf("admin API: %w", err)
+	if err := adm.Start(s.Admin, s.adminAccess()); err != nil {
+		return adminStartError(s, err)
 	}
 	stopAdmin := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
@@ -136,6 +150,14 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 			logger.Warn("not watching the resource files; reload with SIGHUP or novaedge reload", "error", err)
 		}
 	}
+	if s.Watch && s.AdminTokens != "" {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		err := reload.Watch(wctx, []string{s.AdminTokens}, func() []string { return nil }, func() { adm.ReloadTokens() }, logger)
+		if err != nil {
+			logger.Warn("not watching the admin tokens file; reload it with SIGHUP", "error", err)
+		}
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -144,6 +166,7 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				adm.ReloadTokens()   // logs what happened
 				reloader.Reload(ctx) // logs what happened
 				continue
 			}
@@ -162,6 +185,22 @@ func serve(ctx context.Context, s *settings, logger *slog.Logger, load reload.Lo
 		logger.Info("stopped")
 		return nil
 	}
+}
+
+// adminAccess is the admin API's access from the settings.
+func (s *settings) adminAccess() admin.Access {
+	return admin.Access{TokensFile: s.AdminTokens, TLSCert: s.AdminTLSCert, TLSKey: s.AdminTLSKey,
+		ClientCA: s.AdminClientCA, Hostnames: s.AdminHostnames}
+}
+
+// adminStartError says why the admin API did not start, and for an
+// exposed one without authentication, what to do.
+func adminStartError(s *settings, err error) error {
+	if errors.Is(err, admin.ErrExposed) {
+		return fmt.Errorf("admin API on %s: %w: give --admin-tokens FILE (`novaedge admin token` makes a token) "+
+			"or --admin-client-ca with --admin-tls-cert and --admin-tls-key, or listen on loopback (--admin %s)", s.Admin, err, defaultAdmin)
+	}
+	return fmt.Errorf("admin API: %w", err)
 }
 
 // resourceDir is the directory of a resource path: relative paths in a

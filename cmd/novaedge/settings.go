@@ -11,12 +11,22 @@ import (
 	"github.com/spf13/viper"
 )
 
-// settings are the bootstrap settings: where the admin API listens, where
-// resources, secrets and state live, and how to log. They come, in order of
+// settings are the bootstrap settings: where the admin API listens and who
+// may use it, where resources, secrets and state live, and how to log. They come, in order of
 // precedence, from flags, NOVAEDGE_* environment variables (NOVAEDGE_ADMIN,
 // NOVAEDGE_LOG_LEVEL, …) and a settings file (--settings, YAML).
 type settings struct {
-	Admin         string        `mapstructure:"admin"`
+	Admin string `mapstructure:"admin"`
+	// AdminTokens is the admin API's tokens file (host/admin.ParseTokens).
+	AdminTokens string `mapstructure:"admin-tokens"`
+	// AdminTLSCert and AdminTLSKey serve the admin API over HTTPS;
+	// AdminClientCA verifies client certificates (mutual TLS).
+	AdminTLSCert  string `mapstructure:"admin-tls-cert"`
+	AdminTLSKey   string `mapstructure:"admin-tls-key"`
+	AdminClientCA string `mapstructure:"admin-client-ca"`
+	// AdminHostnames are more names the admin API answers to (Host).
+	AdminHostnames []string `mapstructure:"admin-hostnames"`
+
 	Resources     []string      `mapstructure:"resources"`
 	SecretsDir    string        `mapstructure:"secrets-dir"`
 	StateDir      string        `mapstructure:"state-dir"`
@@ -37,7 +47,12 @@ const defaultSecretsDir = "/var/lib/novaedge/secrets"
 func addSettingsFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.String("settings", "", "settings file (YAML) with the keys below")
-	f.String("admin", defaultAdmin, "admin API address")
+	f.String("admin", defaultAdmin, "admin API address (off loopback only with --admin-tokens or --admin-client-ca)")
+	f.String("admin-tokens", "", "admin API bearer tokens file (\"sha256:<hex> ROLE NAME\" lines; `novaedge admin token` makes one); re-read on SIGHUP and when it changes")
+	f.String("admin-tls-cert", "", "admin API TLS certificate (PEM): serve it over HTTPS")
+	f.String("admin-tls-key", "", "admin API TLS key (PEM)")
+	f.String("admin-client-ca", "", "admin API client CA (PEM): client certificates it verifies authenticate (role: the subject's OU, write or read; else read)")
+	f.StringSlice("admin-hostnames", nil, "more names the admin API answers to in Host (besides its address, localhost, 127.0.0.1, [::1])")
 	f.StringSliceP("resources", "c", nil, "resource files or directories (repeatable)")
 	f.String("secrets-dir", defaultSecretsDir, "directory of TLS secrets (<namespace>/<name>/tls.crt, tls.key), as Kubernetes mounts them; watched for changes")
 	f.String("state-dir", "/var/lib/novaedge/state", "directory for caches that survive restarts")
@@ -69,6 +84,9 @@ func loadSettings(cmd *cobra.Command) (*settings, error) {
 	// A comma-separated NOVAEDGE_RESOURCES arrives as one string.
 	if len(s.Resources) == 1 && strings.Contains(s.Resources[0], ",") {
 		s.Resources = strings.Split(s.Resources[0], ",")
+	}
+	if len(s.AdminHostnames) == 1 && strings.Contains(s.AdminHostnames[0], ",") {
+		s.AdminHostnames = strings.Split(s.AdminHostnames[0], ",")
 	}
 	return &s, nil
 }

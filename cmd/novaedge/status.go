@@ -16,20 +16,21 @@ import (
 )
 
 func newStatusCmd() *cobra.Command {
-	var adminAddr string
+	var client *adminClient
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Print the running gateway's VIPs, gateways, routes, backends and policies",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := &http.Client{Timeout: 5 * time.Second}
-			resp, err := c.Get("http://" + adminAddr + "/status")
+			resp, err := client.do(http.MethodGet, "/status", 5*time.Second)
 			if err != nil {
-				return fmt.Errorf("cannot reach the admin API at %s (is novaedge running? --admin sets the address): %w", adminAddr, err)
+				return err
 			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+			body, err := readBody(resp, 16<<20)
 			if err != nil {
+				return err
+			}
+			if err := refused(resp, body); err != nil {
 				return err
 			}
 			if resp.StatusCode != http.StatusOK {
@@ -49,7 +50,7 @@ func newStatusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&adminAddr, "admin", defaultAdmin, "admin API address")
+	client = addAdminClientFlags(cmd)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/reload"
@@ -83,7 +84,26 @@ func (s *Server) putConfig(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "reading the body: " + err.Error()})
 		return
 	}
-	rep, err := r.Push(req.Context(), []configs.File{{Name: "PUT /config", Data: body}}, ifMatch)
+	// The secrets GET /config showed as placeholders are the running ones.
+	f, err := s.redactor.Restore(configs.File{Name: "PUT /config", Data: body}, s.gw.Snapshot())
+	if err != nil {
+		rep := reload.Report{Result: reload.Rejected, Source: reload.SourcePush, At: time.Now()}
+		if cur := s.gw.Snapshot(); cur != nil {
+			rep.Hash = cur.Hash
+		}
+		var ps configs.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				rep.Problems = append(rep.Problems, p.String())
+			}
+		} else {
+			rep.Problems = []string{err.Error()}
+		}
+		s.log.Warn("configuration change refused", "source", rep.Source, "problems", len(rep.Problems), "problem", rep.Problems[0])
+		writeReport(w, rep, err)
+		return
+	}
+	rep, err := r.Push(req.Context(), []configs.File{f}, ifMatch)
 	if errors.Is(err, reload.ErrPrecondition) {
 		w.Header().Set("ETag", `"`+rep.Hash+`"`)
 		writeJSON(w, http.StatusPreconditionFailed, rep)
