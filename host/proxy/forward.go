@@ -52,11 +52,10 @@ const (
 )
 
 // forward sends the request upstream, retrying as the rule allows, and
-// copies the response back.
-func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, fr *forwardReq) {
-	rl := fr.rule
+// copies the response back. Each attempt is one call of attempt (in the
+// manner of Caddy's proxyLoopIteration), which ends what it started.
+func (st *state) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, fr *forwardReq) {
 	be := fr.backend.backend
-
 	release, err := be.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverloaded) {
@@ -71,14 +70,51 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 	}
 	defer release()
 
-	rp := rl.retry
+	rp := fr.rule.retry
 	if rp != nil {
 		rp.active.Add(1)
 		defer rp.active.Add(-1)
 	}
+	ls := &attempts{hashKey: be.HashKey(r, fr.client)}
+	ls.tried = ls.triedBuf[:0]
+	st.outgoing(ctx, r, fr, ls)
+	if !st.attemptBody(ctx, w, r, fr, ls) {
+		return
+	}
+	if ls.replay != nil {
+		defer bufPool.Put(ls.pooled)
+	}
+	for n := 0; ; n++ {
+		if !st.attempt(ctx, w, r, fr, ls, n) {
+			return
+		}
+		ok := sleepCtx(ctx, rp.backoff(n+1))
+		rp.doneRetry()
+		if !ok {
+			st.writeCtxError(w, r, fr.id)
+			return
+		}
+	}
+}
 
-	// The outgoing request shares the incoming one's header map: it is
-	// edited in place, which costs no copy.
+// attempts is what the attempts of one request share.
+type attempts struct {
+	out     *http.Request // the outgoing request, shared by the attempts
+	u       *url.URL      // its URL; the host is the attempt's endpoint
+	upgrade string        // the protocol the client asked to switch to, or ""
+	replay  []byte        // the buffered body, for a retry (nil: none)
+	pooled  *[]byte       // replay's pooled buffer
+	guard   *onceBody     // a streamed body a retry may send if untouched
+
+	hashKey  uint64
+	triedBuf [4]*upstream.Endpoint
+	tried    []*upstream.Endpoint
+}
+
+// outgoing prepares the request that goes upstream: its headers (the
+// incoming request's map, edited in place, which costs no copy) and URL.
+func (st *state) outgoing(ctx context.Context, r *http.Request, fr *forwardReq, ls *attempts) {
+	rl := fr.rule
 	h := r.Header
 	upgrade, teTrailers := removeHopHeaders(h)
 	if upgrade != "" {
@@ -88,6 +124,7 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 	if teTrailers {
 		h["Te"] = []string{"trailers"}
 	}
+	ls.upgrade = upgrade
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
@@ -112,136 +149,132 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 			u.RawPath = ""
 		}
 	}
+	ls.out, ls.u = out, u
+}
 
-	// Can the body be sent more than once?
-	var replay []byte
-	var guard *onceBody
+// attemptBody decides whether the body can be sent more than once: a
+// small body of a request that may be retried is buffered; a larger one
+// may be offered again only if the first attempt never read it. It
+// reports false if the request was answered (its body could not be read).
+func (st *state) attemptBody(ctx context.Context, w http.ResponseWriter, r *http.Request, fr *forwardReq, ls *attempts) bool {
+	rp := fr.rule.retry
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
-		out.Body = http.NoBody
+		ls.out.Body = http.NoBody
 	case rp != nil && r.ContentLength > 0 && r.ContentLength <= maxReplayBody:
 		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
 		buf := (*bp)[:0]
 		if int64(cap(buf)) < r.ContentLength {
 			buf = make([]byte, 0, r.ContentLength)
 		}
 		n, err := io.ReadFull(r.Body, buf[:r.ContentLength])
 		if err != nil {
+			bufPool.Put(bp)
 			if !fr.answeredByPolicy(r.Context(), st, w, r) {
 				writeError(w, http.StatusBadRequest, "could not read request body", fr.id)
 			}
-			return
+			return false
 		}
-		replay = buf[:n]
-		out.Body = io.NopCloser(bytes.NewReader(replay))
+		ls.replay, ls.pooled = buf[:n], bp
+		ls.out.Body = io.NopCloser(bytes.NewReader(ls.replay))
 	case rp != nil:
-		guard = &onceBody{rc: r.Body}
-		out.Body = guard
+		ls.guard = &onceBody{rc: r.Body}
+		ls.out.Body = ls.guard
+	}
+	return true
+}
+
+// request returns the request of attempt n: the outgoing request for the
+// first, a copy with the body offered again for a retry.
+func (ls *attempts) request(ctx context.Context, n int) *http.Request {
+	if n == 0 {
+		return ls.out
+	}
+	req := ls.out.Clone(ctx)
+	req.URL = ls.u
+	if ls.replay != nil {
+		req.Body = io.NopCloser(bytes.NewReader(ls.replay))
+	} else if ls.guard != nil {
+		req.Body = ls.guard
+	}
+	return req
+}
+
+// attempt makes attempt n: it picks an endpoint, sends the request and
+// either copies the response to the client or answers the failure. It
+// reports true when the attempt failed and the request is to be retried
+// (after the backoff, which the caller sleeps): the retry budget is then
+// held until the caller's doneRetry. The endpoint's result, the attempt's
+// record and its per-try timeout end when it returns.
+func (st *state) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, fr *forwardReq, ls *attempts, n int) (retry bool) {
+	be := fr.backend.backend
+	rp := fr.rule.retry
+	ep, err := be.Pick(ls.hashKey, ls.tried)
+	if err != nil {
+		if !st.staleOnError(w, r, fr) {
+			writeError(w, http.StatusServiceUnavailable, "no healthy upstream", fr.id)
+		}
+		return false
+	}
+	ls.u.Host = ep.Addr()
+	req := ls.request(ctx, n)
+	if rp != nil && rp.perTry > 0 {
+		actx, cancel := context.WithTimeout(ctx, rp.perTry)
+		defer cancel()
+		req = req.WithContext(actx)
+	}
+	at := fr.rec.StartAttempt(ep.Addr(), req.Header)
+	defer at.End()
+	a := ep.Begin()
+	start := time.Now()
+	result := upstream.Canceled
+	defer func() { a.End(result, time.Since(start)) }()
+
+	resp, err := be.Transport().RoundTrip(req)
+	oc := classify(ctx, r, resp, err)
+	result = oc.result()
+	if err != nil {
+		at.Headers(0, err)
+	} else {
+		at.Headers(resp.StatusCode, nil)
 	}
 
-	hashKey := be.HashKey(r, fr.client)
-	var triedBuf [4]*upstream.Endpoint
-	tried := triedBuf[:0]
-	attemptReq := out
-	for attempt := 0; ; attempt++ {
-		ep, err := be.Pick(hashKey, tried)
-		if err != nil {
-			if !st.staleOnError(w, r, fr) {
-				writeError(w, http.StatusServiceUnavailable, "no healthy upstream", fr.id)
-			}
-			return
+	if rp != nil && n < rp.maxRetries && rp.wants(oc, resp) && safeToReplay(r, oc, ls.replay != nil, ls.guard) && rp.allowRetry() {
+		if resp != nil {
+			drain(resp.Body)
 		}
-		u.Host = ep.Addr()
-		var cancel context.CancelFunc
-		if rp != nil && rp.perTry > 0 {
-			var actx context.Context
-			actx, cancel = context.WithTimeout(ctx, rp.perTry)
-			attemptReq = out.WithContext(actx)
-		}
-		at := fr.rec.StartAttempt(ep.Addr(), attemptReq.Header)
-		a := ep.Begin()
-		start := time.Now()
-		resp, err := be.Transport().RoundTrip(attemptReq)
-		oc := classify(r, ctx, resp, err)
-		if err != nil {
-			at.Headers(0, err)
-		} else {
-			at.Headers(resp.StatusCode, nil)
-		}
-
-		if rp != nil && attempt < rp.maxRetries && rp.wants(oc, resp) && safeToReplay(r, oc, replay != nil, guard) {
-			if rp.allowRetry() {
-				a.End(oc.result(), time.Since(start))
-				if resp != nil {
-					drain(resp.Body)
-				}
-				at.End()
-				fr.rec.Retry()
-				if cancel != nil {
-					cancel()
-				}
-				if !sleepCtx(ctx, rp.backoff(attempt+1)) {
-					rp.doneRetry()
-					st.writeCtxError(w, r, fr.id)
-					return
-				}
-				tried = append(tried, ep)
-				attemptReq = out.Clone(ctx)
-				attemptReq.URL = u
-				if replay != nil {
-					attemptReq.Body = io.NopCloser(bytes.NewReader(replay))
-				} else if guard != nil {
-					attemptReq.Body = guard
-				}
-				rp.doneRetry()
-				continue
-			}
-		}
-
-		if err != nil {
-			at.End()
-			if cancel != nil {
-				cancel()
-			}
-			if fr.answeredByPolicy(r.Context(), st, w, r) {
-				a.End(upstream.Canceled, time.Since(start))
-				return
-			}
-			a.End(oc.result(), time.Since(start))
-			if oc != outcomeClientGone && st.staleOnError(w, r, fr) {
-				return
-			}
-			st.writeAttemptError(w, r, oc, fr.id)
-			return
-		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			a.End(upstream.Success, time.Since(start))
-			at.End()
-			st.upgrade(w, r, resp, upgrade, fr)
-			if cancel != nil {
-				cancel()
-			}
-			return
-		}
-		if fr.capture != nil {
-			fr.capture.begin(resp)
-		}
-		copyErr := st.writeResponse(w, r, resp, fr)
-		a.End(oc.result(), time.Since(start))
-		at.End()
-		resp.Body.Close()
-		if cancel != nil {
-			cancel()
-		}
-		if copyErr != nil {
-			// The status line is gone; the only honest signal left to the
-			// client is a broken stream.
-			compress.Abort(w)
-			panic(http.ErrAbortHandler)
-		}
-		return
+		fr.rec.Retry()
+		ls.tried = append(ls.tried, ep)
+		return true
 	}
+
+	if err != nil {
+		if fr.answeredByPolicy(r.Context(), st, w, r) {
+			result = upstream.Canceled
+			return false
+		}
+		if oc != outcomeClientGone && st.staleOnError(w, r, fr) {
+			return false
+		}
+		st.writeAttemptError(w, r, oc, fr.id)
+		return false
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.upgrade(w, r, resp, ls.upgrade, fr)
+		return false
+	}
+	if fr.capture != nil {
+		fr.capture.begin(resp)
+	}
+	copyErr := st.writeResponse(w, r, resp, fr)
+	resp.Body.Close()
+	if copyErr != nil {
+		// The status line is gone; the only honest signal left to the
+		// client is a broken stream.
+		compress.Abort(w)
+		panic(http.ErrAbortHandler)
+	}
+	return false
 }
 
 // result maps an attempt's outcome to what the endpoint's health and
@@ -263,7 +296,9 @@ func (o outcome) result() upstream.Result {
 	}
 }
 
-func classify(r *http.Request, ctx context.Context, resp *http.Response, err error) outcome {
+// classify names the outcome of an attempt: ctx is the request's (its
+// route timeout), r the client's request.
+func classify(ctx context.Context, r *http.Request, resp *http.Response, err error) outcome {
 	if err == nil {
 		if resp.StatusCode >= 500 {
 			return outcome5xx

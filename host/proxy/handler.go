@@ -212,7 +212,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		st.serveCached(w, r, ctx, fr, table.cache)
 		return
 	}
-	st.forward(w, r, ctx, fr)
+	st.forward(ctx, w, r, fr)
 }
 
 // redirect answers a rule whose action is a redirect.
