@@ -225,10 +225,10 @@ type BackendSpec struct {
 	// as Nginx's proxy_read_timeout and HAProxy's usual timeout server).
 	// Past it the request gets 504 and the endpoint's result is a
 	// timeout (outlier detection counts it; a retry may follow).
-	ResponseHeaderTimeout *Duration `json:"responseHeaderTimeout,omitempty"`
-	HealthCheck    *HealthCheck    `json:"healthCheck,omitempty"`
-	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
-	ConnectionPool *ConnectionPool `json:"connectionPool,omitempty"`
+	ResponseHeaderTimeout *Duration       `json:"responseHeaderTimeout,omitempty"`
+	HealthCheck           *HealthCheck    `json:"healthCheck,omitempty"`
+	CircuitBreaker        *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	ConnectionPool        *ConnectionPool `json:"connectionPool,omitempty"`
 }
 
 // ServiceRef names a DNS service; every A/AAAA record is an endpoint.
