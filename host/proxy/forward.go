@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"sync"
@@ -30,6 +32,8 @@ type forwardReq struct {
 	backend *weightedBackend // the rule's backend chosen for this request
 	capture *cacheCapture    // the response cache's part, or nil (cache.go)
 	rec     *observe.Record  // nil: not observed
+	hop     hopInfo          // what the client's hop-by-hop headers asked
+	body    *clientBody      // the client's body, or nil
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -49,7 +53,13 @@ const (
 	outcomeTimeout                     // the route's deadline or the per-try timeout passed
 	outcomeBodyTooLarge                // the client's body passed the limit
 	outcomeClientGone                  // the client went away
+	outcomeClientBody                  // the client's body was malformed or cut short
+	outcomeBodyTimeout                 // the client stalled sending its body
 )
+
+// errHeaderTimeout ends an attempt whose endpoint sent no response
+// headers within the backend's responseHeaderTimeout.
+var errHeaderTimeout = fmt.Errorf("upstream sent no response headers within the response header timeout: %w", context.DeadlineExceeded)
 
 // forward sends the request upstream, retrying as the rule allows, and
 // copies the response back. Each attempt is one call of attempt (in the
@@ -75,7 +85,10 @@ func (st *state) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 		rp.active.Add(1)
 		defer rp.active.Add(-1)
 	}
-	ls := &attempts{hashKey: be.HashKey(r, fr.client)}
+	ls := &attempts{hashKey: be.HashKey(r, fr.client), body: fr.body}
+	if r.Body == nil || r.Body == http.NoBody {
+		ls.body = nil // a request made from the client's (a cache refresh)
+	}
 	ls.tried = ls.triedBuf[:0]
 	st.outgoing(ctx, r, fr, ls)
 	if !st.attemptBody(ctx, w, r, fr, ls) {
@@ -105,6 +118,7 @@ type attempts struct {
 	replay  []byte        // the buffered body, for a retry (nil: none)
 	pooled  *[]byte       // replay's pooled buffer
 	guard   *onceBody     // a streamed body a retry may send if untouched
+	body    *clientBody   // the client's body, whose errors are the client's
 
 	hashKey  uint64
 	triedBuf [4]*upstream.Endpoint
@@ -116,15 +130,20 @@ type attempts struct {
 func (st *state) outgoing(ctx context.Context, r *http.Request, fr *forwardReq, ls *attempts) {
 	rl := fr.rule
 	h := r.Header
-	upgrade, teTrailers := removeHopHeaders(h)
-	if upgrade != "" {
+	// The client's hop-by-hop headers went before the policies (serve);
+	// these are any a policy added.
+	deleteHopHeaders(h)
+	// Only the protocols the rule allows are asked for; any other
+	// Upgrade is dropped and the request goes as a plain one (as Envoy
+	// does without an upgrade_config for it).
+	if up := allowedUpgrade(fr.hop.upgrade, rl.upgrades); up != "" {
 		h["Connection"] = []string{"Upgrade"}
-		h["Upgrade"] = []string{upgrade}
+		h["Upgrade"] = []string{up}
+		ls.upgrade = up
 	}
-	if teTrailers {
+	if fr.hop.teTrailers {
 		h["Te"] = []string{"trailers"}
 	}
-	ls.upgrade = upgrade
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
@@ -170,8 +189,8 @@ func (st *state) attemptBody(ctx context.Context, w http.ResponseWriter, r *http
 		n, err := io.ReadFull(r.Body, buf[:r.ContentLength])
 		if err != nil {
 			bufPool.Put(bp)
-			if !fr.answeredByPolicy(r.Context(), st, w, r) {
-				writeError(w, http.StatusBadRequest, "could not read request body", fr.id)
+			if !fr.answeredByPolicy(ctx, st, w, r) {
+				writeClientError(w, r, err, fr.id)
 			}
 			return false
 		}
@@ -223,6 +242,12 @@ func (st *state) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 		defer cancel()
 		req = req.WithContext(actx)
 	}
+	var ht *headerTimer
+	if d := fr.backend.headerTimeout; d > 0 {
+		ht = newHeaderTimer(d)
+		defer ht.stop()
+		req = req.WithContext(ht.context(req.Context()))
+	}
 	at := fr.rec.StartAttempt(ep.Addr(), req.Header)
 	defer at.End()
 	a := ep.Begin()
@@ -231,7 +256,20 @@ func (st *state) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 	defer func() { a.End(result, time.Since(start)) }()
 
 	resp, err := be.Transport().RoundTrip(req)
-	oc := classify(ctx, r, resp, err)
+	if ht.expired() {
+		if resp != nil {
+			resp.Body.Close()
+			resp = nil
+		}
+		err = errHeaderTimeout
+	}
+	if err == nil && ls.body.failed() != nil {
+		// The endpoint answered, but the client's body was bad: what
+		// follows the body on the connection cannot be trusted.
+		resp.Body.Close()
+		resp, err = nil, ls.body.failed()
+	}
+	oc := classify(ctx, r, ls.body, resp, err)
 	result = oc.result()
 	if err != nil {
 		at.Headers(0, err)
@@ -253,8 +291,15 @@ func (st *state) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 			result = upstream.Canceled
 			return false
 		}
-		if oc != outcomeClientGone && st.staleOnError(w, r, fr) {
+		switch oc {
+		case outcomeClientBody, outcomeBodyTimeout:
+			writeClientError(w, r, ls.body.failed(), fr.id)
 			return false
+		case outcomeClientGone:
+		default:
+			if st.staleOnError(w, r, fr) {
+				return false
+			}
 		}
 		st.writeAttemptError(w, r, oc, fr.id)
 		return false
@@ -283,7 +328,7 @@ func (o outcome) result() upstream.Result {
 	switch o {
 	case outcomeOK:
 		return upstream.Success
-	case outcomeBodyTooLarge, outcomeClientGone:
+	case outcomeBodyTooLarge, outcomeClientGone, outcomeClientBody, outcomeBodyTimeout:
 		return upstream.Canceled // the client's doing, not the endpoint's
 	case outcome5xx:
 		return upstream.Failure
@@ -297,8 +342,11 @@ func (o outcome) result() upstream.Result {
 }
 
 // classify names the outcome of an attempt: ctx is the request's (its
-// route timeout), r the client's request.
-func classify(ctx context.Context, r *http.Request, resp *http.Response, err error) outcome {
+// route timeout), r the client's request, body its body (nil: none). An
+// error reading the client's body is the client's, whatever the
+// transport made of it; it is checked before the client's context, which
+// net/http cancels when a read from the connection fails.
+func classify(ctx context.Context, r *http.Request, body *clientBody, resp *http.Response, err error) outcome {
 	if err == nil {
 		if resp.StatusCode >= 500 {
 			return outcome5xx
@@ -309,6 +357,11 @@ func classify(ctx context.Context, r *http.Request, resp *http.Response, err err
 	switch {
 	case errors.As(err, &mbe):
 		return outcomeBodyTooLarge
+	case body.failed() != nil:
+		if errors.Is(body.failed(), errBodyTimeout) {
+			return outcomeBodyTimeout
+		}
+		return outcomeClientBody
 	case r.Context().Err() != nil:
 		return outcomeClientGone
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
@@ -528,4 +581,76 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// headerTimer is an attempt's response header timeout: it starts when the
+// transport has written the whole request (httptrace's WroteRequest; a
+// slow client's body is not the endpoint's time) and cancels the
+// attempt's context when it expires.
+type headerTimer struct {
+	d      time.Duration
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	t     *time.Timer
+	fired bool
+	done  bool
+}
+
+func newHeaderTimer(d time.Duration) *headerTimer { return &headerTimer{d: d} }
+
+// context returns ctx with the timer's cancellation and the trace hook
+// that starts it.
+func (ht *headerTimer) context(ctx context.Context) context.Context {
+	ctx, ht.cancel = context.WithCancelCause(ctx)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err != nil {
+				return
+			}
+			ht.mu.Lock()
+			defer ht.mu.Unlock()
+			if ht.done {
+				return
+			}
+			if ht.t != nil {
+				ht.t.Reset(ht.d) // the transport sent the request again
+				return
+			}
+			ht.t = time.AfterFunc(ht.d, func() {
+				ht.mu.Lock()
+				if ht.done { // the headers came first
+					ht.mu.Unlock()
+					return
+				}
+				ht.fired = true
+				ht.mu.Unlock()
+				ht.cancel(errHeaderTimeout)
+			})
+		},
+	})
+}
+
+// expired stops the timer (the response headers are in, or the attempt
+// failed) and reports whether it had fired: then the attempt is a
+// timeout, whatever the transport returned. Safe on nil.
+func (ht *headerTimer) expired() bool {
+	if ht == nil {
+		return false
+	}
+	ht.mu.Lock()
+	defer ht.mu.Unlock()
+	ht.done = true
+	if ht.t != nil {
+		ht.t.Stop()
+	}
+	return ht.fired
+}
+
+// stop ends the timer and the attempt's context.
+func (ht *headerTimer) stop() {
+	ht.expired()
+	if ht.cancel != nil {
+		ht.cancel(context.Canceled)
+	}
 }
