@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +226,72 @@ func TestChunkedWithContentLength(t *testing.T) {
 	}
 	if r, _ := be.lastRequest(); r.URL.Path != "/next" {
 		t.Errorf("the second request on the connection did not arrive: %s", r.URL.Path)
+	}
+}
+
+// TestPolicyBodyClientErrors: a body a policy reads (buffered whole, or
+// streamed chunk by chunk) that the client got wrong is answered as on a
+// route without policies: 400, or 408 when it stalls past the body-read
+// timeout, the connection closed, a client error in the access log.
+// (net/http itself closes a connection whose handler answered before a
+// corrupt chunked body was read, see response.WriteHeader; the stall and
+// the log are the gateway's.)
+func TestPolicyBodyClientErrors(t *testing.T) {
+	be := newBackend(t, nil)
+	var log lineBuffer
+	res := gatewayYAML(freePort(t), "  accessLog: {enabled: true}\n  clientLimits: {bodyReadTimeout: 300ms}") +
+		backendYAML("b", be.addr()) + route(`
+    - name: append-1
+      matches: [{path: {value: /append-1}}]
+      backendRefs: [{name: b}]
+    - name: upper
+      matches: [{path: {value: /upper}}]
+      backendRefs: [{name: b}]
+`) + policyYAML("append-1", "Wasm", "{kind: ProxyRoute, name: r, sectionName: append-1}", "") +
+		policyYAML("upper", "Wasm", "{kind: ProxyRoute, name: r, sectionName: upper}", "")
+	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Int64
+	builder := func(ctx context.Context, p *configs.Policy) (Policy, error) {
+		return &bodyPolicy{name: p.Metadata.Name, open: &open}, nil
+	}
+	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: builder, AccessLog: &log})
+	if err := gw.Apply(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Shutdown(context.Background()) })
+	var addr string
+	for _, a := range gw.Addrs() {
+		addr = a
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		kind             string
+		reached          bool
+	}{
+		{name: "malformed, buffered by the policy", path: "/append-1?bad", body: "3\r\nabc\r\nzz\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", status: 400, kind: "malformed_body"},
+		{name: "malformed, streamed through the policy", path: "/upper?bad", body: "3\r\nabc\r\nzz\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", status: 400, kind: "malformed_body", reached: true},
+		{name: "stalled, buffered by the policy", path: "/append-1?stall", body: "3\r\nabc\r\n", status: 408, kind: "body_timeout"},
+		{name: "stalled, streamed through the policy", path: "/upper?stall", body: "3\r\nabc\r\n", status: 408, kind: "body_timeout", reached: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := be.hits.Load()
+			resp, body, closed := rawExchange(t, addr, "POST "+tc.path+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+tc.body)
+			if resp.StatusCode != tc.status || !resp.Close || !closed {
+				t.Errorf("status %d (%s), want %d; Connection: close %v, closed %v", resp.StatusCode, body, tc.status, resp.Close, closed)
+			}
+			if !tc.reached && be.hits.Load() != before {
+				t.Error("the backend was reached")
+			}
+			if r, _ := be.lastRequest(); r != nil && r.URL.Path == "/smuggled" {
+				t.Error("the smuggled request reached the backend")
+			}
+			p := strings.Split(tc.path, "?")[0]
+			want := fmt.Sprintf("%d %s", tc.status, tc.kind)
+			waitFor(t, func() bool { return slices.Contains(log.clientErrors(t)[p], want) }, "access log "+want+" for "+p)
+		})
 	}
 }
