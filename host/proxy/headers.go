@@ -68,7 +68,19 @@ type hopInfo struct {
 // protectedHeaders), and reports what of them the request still needs.
 func removeHopHeaders(h http.Header) hopInfo {
 	var hi hopInfo
+	// TE and Upgrade are read first: the Connection header names them
+	// (RFC 9110 §10.1.4, §7.8), and its tokens' headers go below.
+	if te, ok := h["Te"]; ok {
+		for _, v := range te {
+			for _, tok := range strings.Split(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(strings.SplitN(tok, ";", 2)[0]), "trailers") {
+					hi.teTrailers = true
+				}
+			}
+		}
+	}
 	if c, ok := h["Connection"]; ok {
+		upgrade := strings.Join(h["Upgrade"], ", ")
 		for _, v := range c {
 			for _, tok := range strings.Split(v, ",") {
 				tok = strings.TrimSpace(tok)
@@ -76,20 +88,11 @@ func removeHopHeaders(h http.Header) hopInfo {
 					continue
 				}
 				if strings.EqualFold(tok, "upgrade") {
-					hi.upgrade = strings.Join(h["Upgrade"], ", ")
+					hi.upgrade = upgrade
 				}
 				k := textproto.CanonicalMIMEHeaderKey(tok)
 				if !protectedHeaders[k] {
 					delete(h, k)
-				}
-			}
-		}
-	}
-	if te, ok := h["Te"]; ok {
-		for _, v := range te {
-			for _, tok := range strings.Split(v, ",") {
-				if strings.EqualFold(strings.TrimSpace(strings.SplitN(tok, ";", 2)[0]), "trailers") {
-					hi.teTrailers = true
 				}
 			}
 		}

@@ -29,13 +29,13 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 	// Two endpoints: outlier detection never ejects more than half.
 	b1, b2 := newBackend(t, h), newBackend(t, h)
-	g, addr := startGatewayOpts(t, gatewayYAML(freePort(t), "")+backendYAML("b", b1.addr(), b2.addr())+`  responseHeaderTimeout: 300ms
+	g, addr := startGatewayOpts(t, gatewayYAML(freePort(t), "")+backendYAML("b", b1.addr(), b2.addr())+`  responseHeaderTimeout: 1s
   circuitBreaker: {consecutiveFailures: 1, maxEjectionPercent: 100}
 `+route(`
     - backendRefs: [{name: b}]
 `), Options{})
 
-	// A slow body: three parts 200ms apart, longer in all than the
+	// A slow body: three parts 400ms apart, longer in all than the
 	// timeout; the backend answers as soon as it has it.
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -45,7 +45,7 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(conn, "POST /slow-body HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nConnection: close\r\n\r\n")
 	for _, part := range []string{"ab", "cd", "ef"} {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(400 * time.Millisecond)
 		io.WriteString(conn, part)
 	}
 	b, _ := io.ReadAll(conn)
