@@ -101,6 +101,13 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	// Connection token cannot remove what the gateway or a policy sets
 	// later (the request ID, X-Consumer).
 	hop := removeHopHeaders(r.Header)
+	if hop.upgrade != "" {
+		// What the client asked for stays visible to the policies and the
+		// cache (an upgrade is never served from it), as in Envoy;
+		// forward decides what of it the rule lets through.
+		r.Header["Connection"] = []string{"Upgrade"}
+		r.Header["Upgrade"] = []string{hop.upgrade}
+	}
 	ids := requestID(r)
 	w.Header()["X-Request-Id"] = ids
 	id := ids[0]

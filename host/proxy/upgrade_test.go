@@ -30,6 +30,9 @@ func newSwitchingBackend(t *testing.T, answer string) *switchingBackend {
 		sb.mu.Unlock()
 		up := r.Header.Get("Upgrade")
 		if up == "" {
+			if cc := r.URL.Query().Get("cc"); cc != "" {
+				w.Header().Set("Cache-Control", cc)
+			}
 			fmt.Fprintf(w, "plain %s", r.URL.Path)
 			return
 		}
@@ -182,5 +185,35 @@ func TestAllowedUpgrade(t *testing.T) {
 				t.Errorf("allowedUpgrade(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestUpgradeBypassesCache: an upgrade request is never answered from
+// the response cache, though the hop-by-hop headers are removed before
+// the cache looks: the gateway keeps what the client asked for.
+func TestUpgradeBypassesCache(t *testing.T) {
+	sb := newSwitchingBackend(t, "")
+	_, addr := startGatewayOpts(t, gatewayYAML(freePort(t), "  cache: {enabled: true}")+backendYAML("b", sb.addr())+route(`
+    - backendRefs: [{name: b}]
+`), Options{})
+	for i, want := range []string{"MISS", "HIT"} {
+		resp, _, _ := rawExchange(t, addr, "GET /ws?cc=max-age%3D60 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != want {
+			t.Fatalf("plain GET %d: %d, X-Cache %q, want %s", i, resp.StatusCode, resp.Header.Get("X-Cache"), want)
+		}
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /ws?cc=max-age%3D60 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 101 {
+		t.Errorf("upgrade request: status %d, X-Cache %q", resp.StatusCode, resp.Header.Get("X-Cache"))
 	}
 }
