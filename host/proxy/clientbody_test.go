@@ -295,3 +295,35 @@ func TestPolicyBodyClientErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyTimeoutHTTP2: over HTTP/2 (h2c here), a stream whose body
+// stalls gets 408 too (the read deadline is the stream's, through
+// http.ResponseController), and its endpoint is not blamed.
+func TestBodyTimeoutHTTP2(t *testing.T) {
+	be := newBackend(t, nil)
+	g, addr := startGatewayOpts(t, gatewayYAML(freePort(t), "  clientLimits: {bodyReadTimeout: 300ms}")+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`), Options{})
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: 10 * time.Second}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("abc")) // then nothing
+	req, _ := http.NewRequest("POST", "http://"+addr+"/h2", pr)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("%s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+	}
+	for _, bs := range g.backendStatuses() {
+		for _, ep := range bs.Endpoints {
+			if ep.Ejections > 0 {
+				t.Errorf("endpoint %s blamed", ep.Address)
+			}
+		}
+	}
+}

@@ -55,8 +55,8 @@ func requestID(r *http.Request) []string {
 // headersOverLimits reports whether a request has more header fields
 // than the listener's maxHeaderCount, or a header block (request line
 // and field lines) larger than its maxHeaderBytes: net/http enforces the
-// latter only approximately (it lets a block run 4 KiB over), HTTP/2's
-// header list limit is advisory, and it counts no fields.
+// latter only approximately (an HTTP/1 block may run 4 KiB over; HTTP/2
+// counts HPACK's sizes), and counts no fields.
 func headersOverLimits(r *http.Request, l configs.ClientLimits) bool {
 	maxCount := l.MaxHeaderCount
 	if maxCount <= 0 {
