@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/novaedge/novaedge/host/observe"
@@ -23,12 +24,15 @@ type clientBody struct {
 	ctl  *http.ResponseController // sets the read deadline; nil: no idle timeout
 	idle time.Duration
 
-	// armed is when the read deadline was last pushed back; read by the
-	// reading goroutine only.
-	armed time.Time
+	// armed is when the read deadline was last pushed back (Unix
+	// nanoseconds). Atomic: when a backend answers before the body is
+	// sent, the server's discarding of the rest may read while the
+	// transport still does.
+	armed atomic.Int64
 
-	mu  sync.Mutex
-	err error
+	mu   sync.Mutex
+	err  error
+	done bool // the handler returned: the deadline is the server's again
 }
 
 // newClientBody wraps r.Body. idle is the body-read idle timeout (0:
@@ -51,9 +55,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		// passed: on HTTP/2 each push is a message to the connection's
 		// goroutine. The client has at least 7/8 of the timeout after
 		// its last byte.
-		if now := time.Now(); now.Sub(b.armed) >= b.idle/8 {
-			b.armed = now
-			b.ctl.SetReadDeadline(now.Add(b.idle))
+		if now := time.Now(); time.Duration(now.UnixNano()-b.armed.Load()) >= b.idle/8 {
+			b.armed.Store(now.UnixNano())
+			b.setDeadline(now.Add(b.idle))
 		}
 	}
 	n, err := b.rc.Read(p)
@@ -64,7 +68,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			// would end the request. After an error the deadline stays:
 			// what the server still reads of the body (it discards the
 			// rest before it closes) must not wait on the client either.
-			b.ctl.SetReadDeadline(time.Time{})
+			b.setDeadline(time.Time{})
 		}
 		switch {
 		case err == io.EOF, errors.Is(err, http.ErrBodyReadAfterClose):
@@ -80,6 +84,28 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 func (b *clientBody) Close() error { return b.rc.Close() }
+
+// setDeadline sets the connection's (or HTTP/2 stream's) read deadline,
+// unless the handler has returned: the transport may still read the body
+// then (and find it closed), and the connection may be serving the next
+// request, whose deadlines are the server's.
+func (b *clientBody) setDeadline(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		b.ctl.SetReadDeadline(t)
+	}
+}
+
+// finish is called when the handler returns; safe on nil.
+func (b *clientBody) finish() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+}
 
 func (b *clientBody) fail(err error) {
 	b.mu.Lock()

@@ -131,6 +131,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
 		body = newClientBody(w, r, pr.limits.BodyReadTimeout.D(0))
+		defer body.finish()
 		r.Body = body
 	}
 
