@@ -223,3 +223,63 @@ func TestHeaderLimits(t *testing.T) {
 		t.Errorf("status %d, Connection: close %v, closed %v", resp.StatusCode, resp.Close, closed)
 	}
 }
+
+func TestIdentityHeadersStrip(t *testing.T) {
+	pols := []*configs.Policy{
+		{Spec: configs.PolicySpec{Type: configs.PolicyKeyAuth, KeyAuth: &configs.KeyAuth{ConsumerHeader: "x-tenant"}}},
+		{Spec: configs.PolicySpec{Type: configs.PolicyJWT, JWT: &configs.JWT{}}}, // forwards sub as X-User-ID
+		{Spec: configs.PolicySpec{Type: configs.PolicyJWT, JWT: &configs.JWT{ForwardClaims: []configs.JWTClaimHeader{{Claim: "org", Header: "X-Org"}}}}},
+	}
+	for _, tc := range []struct {
+		name  string
+		names []string
+		in    []string
+		kept  []string
+	}{
+		{name: "defaults and the policies' headers", names: []string{"X-Consumer", "X-User-ID", "X-Authenticated-*"},
+			in:   []string{"X-Consumer", "X-User-Id", "X-Authenticated-User", "X-Authenticated-", "X-Tenant", "X-Org", "X-Other", "X-Authenticate"},
+			kept: []string{"X-Other", "X-Authenticate"}},
+		{name: "an empty list keeps only the policies' headers", names: []string{},
+			in:   []string{"X-Consumer", "X-User-Id", "X-Tenant", "X-Org"},
+			kept: []string{"X-Consumer"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ih := compileIdentityHeaders(tc.names, pols)
+			h := http.Header{}
+			for _, k := range tc.in {
+				h[k] = []string{"v"}
+			}
+			ih.strip(h)
+			var kept []string
+			for _, k := range tc.in {
+				if _, ok := h[k]; ok {
+					kept = append(kept, k)
+				}
+			}
+			if strings.Join(kept, ",") != strings.Join(tc.kept, ",") {
+				t.Errorf("kept %v, want %v", kept, tc.kept)
+			}
+		})
+	}
+}
+
+func TestHeadersOverLimits(t *testing.T) {
+	limits := configs.ClientLimits{MaxHeaderCount: 3, MaxHeaderBytes: &configs.Size{Bytes: 100}}
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		over   bool
+	}{
+		{name: "within", header: http.Header{"A": {"1"}, "B": {"2"}}},
+		{name: "at the count", header: http.Header{"A": {"1", "2"}, "B": {"3"}}},
+		{name: "over the count, by repeated fields", header: http.Header{"A": {"1", "2", "3", "4"}}, over: true},
+		{name: "over the size", header: http.Header{"A": {strings.Repeat("x", 80)}}, over: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{Method: "GET", RequestURI: "/", Proto: "HTTP/1.1", Host: "h", Header: tc.header}
+			if got := headersOverLimits(r, limits); got != tc.over {
+				t.Errorf("over = %v, want %v", got, tc.over)
+			}
+		})
+	}
+}
