@@ -184,9 +184,10 @@ spec:
 // slack and counts no fields.
 func TestHeaderLimits(t *testing.T) {
 	be := newBackend(t, nil)
+	var log lineBuffer
 	_, addr := startGatewayOpts(t, gatewayYAML(freePort(t), "  accessLog: {enabled: true}")+backendYAML("b", be.addr())+route(`
     - backendRefs: [{name: b}]
-`), Options{AccessLog: &lineBuffer{}})
+`), Options{AccessLog: &log})
 	fields := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -218,9 +219,13 @@ func TestHeaderLimits(t *testing.T) {
 	}
 	// Connection: close is the gateway's own on a 431, even when the
 	// client asks for keep-alive.
-	resp, _, closed := rawExchange(t, addr, "GET /h HTTP/1.1\r\nHost: x\r\n"+fields(200)+"\r\n")
+	resp, _, closed := rawExchange(t, addr, "GET /last HTTP/1.1\r\nHost: x\r\n"+fields(200)+"\r\n")
 	if resp.StatusCode != 431 || !resp.Close || !closed {
 		t.Errorf("status %d, Connection: close %v, closed %v", resp.StatusCode, resp.Close, closed)
+	}
+	waitFor(t, func() bool { return len(log.clientErrors(t)["/last"]) == 1 }, "the access log")
+	if got := log.clientErrors(t)["/last"][0]; got != "431 header_limits" {
+		t.Errorf("access log %q, want 431 header_limits", got)
 	}
 }
 
