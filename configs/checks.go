@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -119,6 +120,38 @@ func (o *object) unique(path string, items []string) {
 		}
 		first[it] = i
 	}
+}
+
+// lowerAll returns the items in lower case, for case-insensitive
+// uniqueness.
+func lowerAll(items []string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = strings.ToLower(it)
+	}
+	return out
+}
+
+// cipherSuite checks a TLS 1.2 cipher suite name against Go's secure
+// suites (crypto/tls.CipherSuites): Go's insecure ones and TLS 1.3 suites
+// (which Go does not let a server choose) are refused.
+func (o *object) cipherSuite(path, name string) {
+	for _, cs := range tls.CipherSuites() {
+		if cs.Name != name {
+			continue
+		}
+		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			o.errorf(path, "%s is a TLS 1.3 suite: Go chooses those itself; list TLS 1.2 suites only", name)
+		}
+		return
+	}
+	for _, cs := range tls.InsecureCipherSuites() {
+		if cs.Name == name {
+			o.errorf(path, "%s is insecure (crypto/tls.InsecureCipherSuites): not allowed", name)
+			return
+		}
+	}
+	o.errorf(path, "unknown cipher suite %q: want a Go name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", clip(name))
 }
 
 // subdomain checks a name that must be a DNS-1123 subdomain (a resource

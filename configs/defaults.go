@@ -42,7 +42,10 @@ const (
 	defaultCacheSize             = 64 << 20
 	defaultReadHeaderTimeout     = 10 * time.Second
 	defaultIdleTimeout           = 120 * time.Second
-	defaultMaxHeaderBytes        = 64 << 10
+	defaultMaxHeaderBytes        = 60 << 10
+	defaultMaxHeaderCount        = 100
+	defaultBodyReadTimeout       = 30 * time.Second
+	defaultResponseHeaderTimeout = 60 * time.Second
 	defaultTLSMinVersion         = "TLS1.2"
 	defaultFailurePolicy         = "FailClosed"
 	defaultRateLimitKey          = "ip"
@@ -51,6 +54,24 @@ const (
 	defaultKeyAuthHeader         = "X-API-Key"
 	defaultKeyAuthConsumerHeader = "X-Consumer"
 )
+
+// defaultUpgrades are the protocols a rule lets a client switch to.
+var defaultUpgrades = []string{"websocket"}
+
+// defaultIdentityHeaders are removed from every client request.
+var defaultIdentityHeaders = []string{"X-Consumer", "X-User-ID", "X-Authenticated-*"}
+
+// DefaultCipherSuites are the TLS 1.2 suites of a listener that names
+// none: ECDHE key exchange with an AEAD cipher, as Mozilla's
+// "intermediate" profile and Envoy's defaults (less CBC).
+var DefaultCipherSuites = []string{
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+	"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
 
 // defaultRetryOn is what a retry retries when retryOn is empty.
 var defaultRetryOn = []string{"5xx", "connection-failure", "reset"}
@@ -91,6 +112,9 @@ func defaultGateway(s *GatewaySpec, namespace string) {
 	for i := range s.Listeners {
 		if t := s.Listeners[i].TLS; t != nil {
 			setDefault(&t.MinVersion, defaultTLSMinVersion)
+			if len(t.CipherSuites) == 0 {
+				t.CipherSuites = append([]string(nil), DefaultCipherSuites...)
+			}
 			if t.SecretRef != nil {
 				setDefault(&t.SecretRef.Namespace, namespace)
 			}
@@ -134,12 +158,18 @@ func defaultGateway(s *GatewaySpec, namespace string) {
 	defaultDuration(&s.ClientLimits.ReadHeaderTimeout, defaultReadHeaderTimeout)
 	defaultDuration(&s.ClientLimits.IdleTimeout, defaultIdleTimeout)
 	defaultSize(&s.ClientLimits.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setDefault(&s.ClientLimits.MaxHeaderCount, defaultMaxHeaderCount)
+	defaultDuration(&s.ClientLimits.BodyReadTimeout, defaultBodyReadTimeout)
+	if s.IdentityHeaders == nil {
+		s.IdentityHeaders = append([]string(nil), defaultIdentityHeaders...)
+	}
 }
 
 func defaultBackend(s *BackendSpec, namespace string) {
 	setDefault(&s.LBPolicy, defaultLBPolicy)
 	setDefault(&s.Protocol, defaultBackendProtocol)
 	defaultDuration(&s.ConnectTimeout, defaultConnectTimeout)
+	defaultDuration(&s.ResponseHeaderTimeout, defaultResponseHeaderTimeout)
 	if r := s.ServiceRef; r != nil {
 		// No namespace default: an unqualified name is resolved as written,
 		// through the resolver's search path (in a pod, its own namespace);
@@ -206,6 +236,9 @@ func defaultRoute(s *RouteSpec, namespace string) {
 		for j := range r.BackendRefs {
 			setDefault(&r.BackendRefs[j].Namespace, namespace)
 			defaultPtr(&r.BackendRefs[j].Weight, 1)
+		}
+		if r.Upgrades == nil {
+			r.Upgrades = append([]string(nil), defaultUpgrades...)
 		}
 		if rt := r.Retry; rt != nil {
 			if len(rt.RetryOn) == 0 {

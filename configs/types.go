@@ -90,6 +90,15 @@ type GatewaySpec struct {
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 	// ClientLimits guard the listeners against slow or oversized clients.
 	ClientLimits *ClientLimits `json:"clientLimits,omitempty"`
+	// IdentityHeaders are request headers that carry an identity a policy
+	// vouches for: the gateway removes them from every client request, on
+	// every route, before the policies run, so that a backend sees only
+	// the value a policy set (KeyAuth's consumer, JWT's claims). A name
+	// ending in "*" is a prefix ("X-Authenticated-*"). The consumerHeader
+	// of every KeyAuth policy and the forwardClaims headers of every JWT
+	// policy are always added. Default: X-Consumer, X-User-ID,
+	// X-Authenticated-*; an empty list leaves only the policies' headers.
+	IdentityHeaders []string `json:"identityHeaders"`
 }
 
 // Listener is one port of a gateway.
@@ -110,6 +119,12 @@ type Listener struct {
 type ListenerTLS struct {
 	SecretRef  *SecretRef `json:"secretRef,omitempty"`
 	MinVersion string     `json:"minVersion,omitempty"` // TLS1.2, TLS1.3
+	// CipherSuites are the TLS 1.2 cipher suites offered, by Go's names
+	// (crypto/tls: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", …). Default:
+	// ECDHE key exchange with an AEAD cipher only (AES-GCM,
+	// ChaCha20-Poly1305), no CBC. Go's insecure suites are refused. TLS
+	// 1.3 suites are not configurable (Go chooses them).
+	CipherSuites []string `json:"cipherSuites,omitempty"`
 }
 
 // SecretRef names a TLS secret: <secretsDir>/<namespace>/<name>/tls.{crt,key}.
@@ -163,9 +178,24 @@ type AccessLog struct {
 
 // ClientLimits protects listeners from slow or oversized clients.
 type ClientLimits struct {
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s).
 	ReadHeaderTimeout *Duration `json:"readHeaderTimeout,omitempty"`
-	IdleTimeout       *Duration `json:"idleTimeout,omitempty"`
-	MaxHeaderBytes    *Size     `json:"maxHeaderBytes,omitempty"`
+	// IdleTimeout closes a keep-alive connection idle that long (default
+	// 120s).
+	IdleTimeout *Duration `json:"idleTimeout,omitempty"`
+	// MaxHeaderBytes caps a request's header block, the request line and
+	// every field line (default 60Ki, Envoy's max_request_headers_kb);
+	// larger requests get 431.
+	MaxHeaderBytes *Size `json:"maxHeaderBytes,omitempty"`
+	// MaxHeaderCount caps the number of request header fields (default
+	// 100, Envoy's max_request_headers_count; 1–10000); more get 431.
+	MaxHeaderCount int `json:"maxHeaderCount,omitempty"`
+	// BodyReadTimeout is the longest a client may leave a request body
+	// without sending a byte (default 30s, as Nginx's client_body_timeout
+	// measures it: between two reads). The request gets 408 if no
+	// response has started, and its connection is closed; the backend's
+	// endpoint is not blamed.
+	BodyReadTimeout *Duration `json:"bodyReadTimeout,omitempty"`
 }
 
 // ------------------------------------------------------------ ProxyBackend
@@ -190,9 +220,15 @@ type BackendSpec struct {
 	LBPolicy       string          `json:"lbPolicy,omitempty"`
 	ConsistentHash *ConsistentHash `json:"consistentHash,omitempty"`
 	ConnectTimeout *Duration       `json:"connectTimeout,omitempty"`
-	HealthCheck    *HealthCheck    `json:"healthCheck,omitempty"`
-	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
-	ConnectionPool *ConnectionPool `json:"connectionPool,omitempty"`
+	// ResponseHeaderTimeout bounds the wait for an endpoint's response
+	// headers once the request (and its body) has been sent (default 60s,
+	// as Nginx's proxy_read_timeout and HAProxy's usual timeout server).
+	// Past it the request gets 504 and the endpoint's result is a
+	// timeout (outlier detection counts it; a retry may follow).
+	ResponseHeaderTimeout *Duration       `json:"responseHeaderTimeout,omitempty"`
+	HealthCheck           *HealthCheck    `json:"healthCheck,omitempty"`
+	CircuitBreaker        *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	ConnectionPool        *ConnectionPool `json:"connectionPool,omitempty"`
 }
 
 // ServiceRef names a DNS service; every A/AAAA record is an endpoint.
@@ -289,6 +325,15 @@ type RouteRule struct {
 	Redirect        *Redirect       `json:"redirect,omitempty"`
 	Retry           *Retry          `json:"retry,omitempty"`
 	Limits          *Limits         `json:"limits,omitempty"`
+	// Upgrades lists the protocols a client may switch to on this rule
+	// (the Upgrade header, as Envoy's upgrade_configs): the request goes
+	// to the backend with its Upgrade header, and after the backend's 101
+	// the connection is a tunnel. Any other Upgrade is removed and the
+	// request forwarded as a plain one. Default: [websocket]; an empty
+	// list allows none. h2c is never tunnelled (an h2c upgrade would give
+	// the client a connection to the backend past the route's policies)
+	// and may not be listed.
+	Upgrades []string `json:"upgrades"`
 }
 
 // RouteMatch is one match: all of its parts must hold.

@@ -168,7 +168,15 @@ func validateGateway(o *object, s *GatewaySpec) {
 		o.positive("spec.clientLimits.readHeaderTimeout", c.ReadHeaderTimeout)
 		o.positive("spec.clientLimits.idleTimeout", c.IdleTimeout)
 		o.positiveSize("spec.clientLimits.maxHeaderBytes", c.MaxHeaderBytes)
+		if c.MaxHeaderCount != 0 {
+			o.between("spec.clientLimits.maxHeaderCount", c.MaxHeaderCount, 1, 10000)
+		}
+		o.positive("spec.clientLimits.bodyReadTimeout", c.BodyReadTimeout)
 	}
+	for i, h := range s.IdentityHeaders {
+		o.token(index("spec.identityHeaders", i), strings.TrimSuffix(h, "*"), "header name")
+	}
+	o.unique("spec.identityHeaders", lowerAll(s.IdentityHeaders))
 }
 
 var redirectCodes = []int{301, 302, 303, 307, 308}
@@ -202,6 +210,10 @@ func validateListener(o *object, path string, l *Listener) {
 			o.refNamespace(path+".tls.secretRef.namespace", r.Namespace)
 		}
 		o.enum(path+".tls.minVersion", t.MinVersion, "TLS1.2", "TLS1.3")
+		for i, c := range t.CipherSuites {
+			o.cipherSuite(index(path+".tls.cipherSuites", i), c)
+		}
+		o.unique(path+".tls.cipherSuites", t.CipherSuites)
 	}
 	o.positiveSize(path+".maxRequestBodySize", l.MaxRequestBodySize)
 }
@@ -267,6 +279,7 @@ func validateBackend(o *object, s *BackendSpec) {
 		}
 	}
 	o.positive("spec.connectTimeout", s.ConnectTimeout)
+	o.positive("spec.responseHeaderTimeout", s.ResponseHeaderTimeout)
 	if h := s.HealthCheck; h != nil {
 		o.positive("spec.healthCheck.interval", h.Interval)
 		o.positive("spec.healthCheck.timeout", h.Timeout)
@@ -408,6 +421,13 @@ func validateRule(o *object, path string, r *RouteRule) {
 			}
 		}
 	}
+	for i, u := range r.Upgrades {
+		up := index(path+".upgrades", i)
+		if o.token(up, u, "protocol name, such as websocket") && strings.EqualFold(u, "h2c") {
+			o.errorf(up, "h2c is never tunnelled: a client would reach the backend past the route's policies (HTTP/2 without TLS is served by the listener itself)")
+		}
+	}
+	o.unique(path+".upgrades", lowerAll(r.Upgrades))
 	if l := r.Limits; l != nil {
 		o.positive(path+".limits.requestTimeout", l.RequestTimeout)
 		o.positiveSize(path+".limits.maxRequestBodySize", l.MaxRequestBodySize)

@@ -93,6 +93,8 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 //	upstream_ms  from the first attempt's send to the last one's response headers
 //	route, backend ("namespace/name"), endpoint (the address that answered last)
 //	attempts     upstream attempts (retries + 1; 0 when nothing went upstream)
+//	client_error what the client got wrong, if the request failed through it
+//	             (malformed_body, body_timeout, header_limits), else ""
 //	cache        what the response cache did, "" without one
 //	rejected_by  the policy that answered the request or failed closed, if any
 func appendJSON(b []byte, rec *Record, end time.Time, d time.Duration) []byte {
@@ -135,6 +137,8 @@ func appendJSON(b []byte, rec *Record, end time.Time, d time.Duration) []byte {
 	b = appendJSONString(b, rec.endpoint)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(rec.attempts), 10)
+	b = append(b, `,"client_error":`...)
+	b = appendJSONString(b, rec.clientErr)
 	b = append(b, `,"cache":`...)
 	b = appendJSONString(b, rec.cache)
 	b = append(b, `,"rejected_by":`...)
@@ -181,6 +185,7 @@ func appendText(b []byte, rec *Record, end time.Time, d time.Duration) []byte {
 	b = appendTextField(b, "endpoint", rec.endpoint)
 	b = append(b, " attempts="...)
 	b = strconv.AppendInt(b, int64(rec.attempts), 10)
+	b = appendTextField(b, "client_error", rec.clientErr)
 	b = appendTextField(b, "cache", rec.cache)
 	b = appendTextField(b, "rejected_by", rec.rejectedBy)
 	return append(b, '\n')

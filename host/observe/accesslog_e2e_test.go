@@ -14,25 +14,26 @@ import (
 
 // logLine is an access log line as JSON.
 type logLine struct {
-	Time       time.Time `json:"time"`
-	RequestID  string    `json:"request_id"`
-	TraceID    string    `json:"trace_id"`
-	ClientIP   string    `json:"client_ip"`
-	Method     string    `json:"method"`
-	Host       string    `json:"host"`
-	Path       string    `json:"path"`
-	Protocol   string    `json:"protocol"`
-	Status     int       `json:"status"`
-	BytesIn    int64     `json:"bytes_in"`
-	BytesOut   int64     `json:"bytes_out"`
-	DurationMS *float64  `json:"duration_ms"`
-	UpstreamMS *float64  `json:"upstream_ms"`
-	Route      string    `json:"route"`
-	Backend    string    `json:"backend"`
-	Endpoint   string    `json:"endpoint"`
-	Attempts   int       `json:"attempts"`
-	Cache      *string   `json:"cache"`
-	RejectedBy string    `json:"rejected_by"`
+	Time        time.Time `json:"time"`
+	RequestID   string    `json:"request_id"`
+	TraceID     string    `json:"trace_id"`
+	ClientIP    string    `json:"client_ip"`
+	Method      string    `json:"method"`
+	Host        string    `json:"host"`
+	Path        string    `json:"path"`
+	Protocol    string    `json:"protocol"`
+	Status      int       `json:"status"`
+	BytesIn     int64     `json:"bytes_in"`
+	BytesOut    int64     `json:"bytes_out"`
+	DurationMS  *float64  `json:"duration_ms"`
+	UpstreamMS  *float64  `json:"upstream_ms"`
+	Route       string    `json:"route"`
+	Backend     string    `json:"backend"`
+	Endpoint    string    `json:"endpoint"`
+	Attempts    int       `json:"attempts"`
+	ClientError string    `json:"client_error"`
+	Cache       *string   `json:"cache"`
+	RejectedBy  string    `json:"rejected_by"`
 }
 
 // parseLines decodes every line strictly (unknown fields are an error) and

@@ -203,6 +203,8 @@ func TestLineFields(t *testing.T) {
 	rec.SetCacheStatus("hit")
 	rec.SetRejectedBy("ns/p")
 	rec.SetRejectedBy("ns/later") // the first is kept
+	rec.SetClientError("malformed_body")
+	rec.SetClientError("body_timeout") // the first is kept
 	a := rec.StartAttempt("10.0.0.1:80", http.Header{})
 	a.Headers(200, nil)
 	a.End()
@@ -219,6 +221,7 @@ func TestLineFields(t *testing.T) {
 		"method": "POST", "host": "h<o>st", "path": "/p\"ath", "protocol": "HTTP/1.1", "status": 201.0,
 		"bytes_in": 0.0, "bytes_out": 3.0, "duration_ms": 1.5, "route": "ns/r", "backend": "ns/b",
 		"endpoint": "10.0.0.1:80", "attempts": 1.0, "cache": "hit", "rejected_by": "ns/p",
+		"client_error": "malformed_body",
 	}
 	for k, v := range want {
 		if got[k] != v {

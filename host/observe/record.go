@@ -40,6 +40,7 @@ type Record struct {
 	endpoint   string
 	cache      string
 	rejectedBy string
+	clientErr  string
 	attempts   int
 	retries    int
 	upFirst    time.Time // the first attempt was sent
@@ -149,6 +150,16 @@ func (rec *Record) SetCacheStatus(s string) {
 func (rec *Record) SetRejectedBy(policy string) {
 	if rec != nil && rec.rejectedBy == "" {
 		rec.rejectedBy = policy
+	}
+}
+
+// SetClientError records that the request failed through the client's
+// fault, not the upstream's: kind names it ("malformed_body",
+// "body_timeout", "header_limits"); it appears as "client_error" in the
+// access log line. The first one recorded is kept.
+func (rec *Record) SetClientError(kind string) {
+	if rec != nil && rec.clientErr == "" {
+		rec.clientErr = kind
 	}
 }
 

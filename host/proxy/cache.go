@@ -443,11 +443,11 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 		cc.invalidate = public
 		fallthrough
 	default:
-		st.forward(w, r, ctx, fr)
+		st.forward(ctx, w, r, fr)
 		return
 	}
 	if cacheBypassed(r) {
-		st.forward(w, r, ctx, fr)
+		st.forward(ctx, w, r, fr)
 		return
 	}
 	e := c.Lookup(primary, r.Header)
@@ -475,7 +475,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	}
 	cc.xcache = cacheMiss
 	if r.Method == http.MethodHead {
-		st.forward(w, r, ctx, fr)
+		st.forward(ctx, w, r, fr)
 		return
 	}
 	cc.store = true
@@ -501,7 +501,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 		}
 		cc.requestTime = c.Now()
 		revalidate()
-		st.forward(w, r, ctx, fr)
+		st.forward(ctx, w, r, fr)
 		cc.commit(primary, public)
 		return
 	}
@@ -509,7 +509,7 @@ func (st *state) serveCached(w http.ResponseWriter, r *http.Request, ctx context
 	defer func() { c.Finish(primary, f, stored) }() // also when forward aborts
 	cc.requestTime = c.Now()
 	revalidate()
-	st.forward(w, r, ctx, fr)
+	st.forward(ctx, w, r, fr)
 	stored = cc.commit(primary, public)
 }
 
@@ -546,7 +546,7 @@ func (st *state) refresh(r *http.Request, fr *forwardReq, c *cache.Cache, e *cac
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		st.forward(discardWriter{h: http.Header{}}, out, ctx, &bfr)
+		st.forward(ctx, discardWriter{h: http.Header{}}, out, &bfr)
 		stored = cc.commit(primary, public)
 	}()
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"sync"
@@ -30,6 +32,8 @@ type forwardReq struct {
 	backend *weightedBackend // the rule's backend chosen for this request
 	capture *cacheCapture    // the response cache's part, or nil (cache.go)
 	rec     *observe.Record  // nil: not observed
+	hop     hopInfo          // what the client's hop-by-hop headers asked
+	body    *clientBody      // the client's body, or nil
 }
 
 // maxReplayBody is the largest request body buffered so that a request
@@ -49,14 +53,19 @@ const (
 	outcomeTimeout                     // the route's deadline or the per-try timeout passed
 	outcomeBodyTooLarge                // the client's body passed the limit
 	outcomeClientGone                  // the client went away
+	outcomeClientBody                  // the client's body was malformed or cut short
+	outcomeBodyTimeout                 // the client stalled sending its body
 )
 
-// forward sends the request upstream, retrying as the rule allows, and
-// copies the response back.
-func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Context, fr *forwardReq) {
-	rl := fr.rule
-	be := fr.backend.backend
+// errHeaderTimeout ends an attempt whose endpoint sent no response
+// headers within the backend's responseHeaderTimeout.
+var errHeaderTimeout = fmt.Errorf("upstream sent no response headers within the response header timeout: %w", context.DeadlineExceeded)
 
+// forward sends the request upstream, retrying as the rule allows, and
+// copies the response back. Each attempt is one call of attempt (in the
+// manner of Caddy's proxyLoopIteration), which ends what it started.
+func (st *state) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, fr *forwardReq) {
+	be := fr.backend.backend
 	release, err := be.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverloaded) {
@@ -71,21 +80,68 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 	}
 	defer release()
 
-	rp := rl.retry
+	rp := fr.rule.retry
 	if rp != nil {
 		rp.active.Add(1)
 		defer rp.active.Add(-1)
 	}
-
-	// The outgoing request shares the incoming one's header map: it is
-	// edited in place, which costs no copy.
-	h := r.Header
-	upgrade, teTrailers := removeHopHeaders(h)
-	if upgrade != "" {
-		h["Connection"] = []string{"Upgrade"}
-		h["Upgrade"] = []string{upgrade}
+	ls := &attempts{hashKey: be.HashKey(r, fr.client), body: fr.body}
+	if r.Body == nil || r.Body == http.NoBody {
+		ls.body = nil // a request made from the client's (a cache refresh)
 	}
-	if teTrailers {
+	ls.tried = ls.triedBuf[:0]
+	st.outgoing(ctx, r, fr, ls)
+	if !st.attemptBody(ctx, w, r, fr, ls) {
+		return
+	}
+	if ls.replay != nil {
+		defer bufPool.Put(ls.pooled)
+	}
+	for n := 0; ; n++ {
+		if !st.attempt(ctx, w, r, fr, ls, n) {
+			return
+		}
+		ok := sleepCtx(ctx, rp.backoff(n+1))
+		rp.doneRetry()
+		if !ok {
+			st.writeCtxError(w, r, fr.id)
+			return
+		}
+	}
+}
+
+// attempts is what the attempts of one request share.
+type attempts struct {
+	out     *http.Request // the outgoing request, shared by the attempts
+	u       *url.URL      // its URL; the host is the attempt's endpoint
+	upgrade string        // the protocol the client asked to switch to, or ""
+	replay  []byte        // the buffered body, for a retry (nil: none)
+	pooled  *[]byte       // replay's pooled buffer
+	guard   *onceBody     // a streamed body a retry may send if untouched
+	body    *clientBody   // the client's body, whose errors are the client's
+
+	hashKey  uint64
+	triedBuf [4]*upstream.Endpoint
+	tried    []*upstream.Endpoint
+}
+
+// outgoing prepares the request that goes upstream: its headers (the
+// incoming request's map, edited in place, which costs no copy) and URL.
+func (st *state) outgoing(ctx context.Context, r *http.Request, fr *forwardReq, ls *attempts) {
+	rl := fr.rule
+	h := r.Header
+	// The client's hop-by-hop headers went before the policies (serve);
+	// these are any a policy added.
+	deleteHopHeaders(h)
+	// Only the protocols the rule allows are asked for; any other
+	// Upgrade is dropped and the request goes as a plain one (as Envoy
+	// does without an upgrade_config for it).
+	if up := allowedUpgrade(fr.hop.upgrade, rl.upgrades); up != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{up}
+		ls.upgrade = up
+	}
+	if fr.hop.teTrailers {
 		h["Te"] = []string{"trailers"}
 	}
 	proto := "http"
@@ -112,136 +168,158 @@ func (st *state) forward(w http.ResponseWriter, r *http.Request, ctx context.Con
 			u.RawPath = ""
 		}
 	}
+	ls.out, ls.u = out, u
+}
 
-	// Can the body be sent more than once?
-	var replay []byte
-	var guard *onceBody
+// attemptBody decides whether the body can be sent more than once: a
+// small body of a request that may be retried is buffered; a larger one
+// may be offered again only if the first attempt never read it. It
+// reports false if the request was answered (its body could not be read).
+func (st *state) attemptBody(ctx context.Context, w http.ResponseWriter, r *http.Request, fr *forwardReq, ls *attempts) bool {
+	rp := fr.rule.retry
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
-		out.Body = http.NoBody
+		ls.out.Body = http.NoBody
 	case rp != nil && r.ContentLength > 0 && r.ContentLength <= maxReplayBody:
 		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
 		buf := (*bp)[:0]
 		if int64(cap(buf)) < r.ContentLength {
 			buf = make([]byte, 0, r.ContentLength)
 		}
 		n, err := io.ReadFull(r.Body, buf[:r.ContentLength])
 		if err != nil {
-			if !fr.answeredByPolicy(r.Context(), st, w, r) {
-				writeError(w, http.StatusBadRequest, "could not read request body", fr.id)
+			bufPool.Put(bp)
+			if !fr.answeredByPolicy(ctx, st, w, r) {
+				writeClientError(w, r, err, fr.id)
 			}
-			return
+			return false
 		}
-		replay = buf[:n]
-		out.Body = io.NopCloser(bytes.NewReader(replay))
+		ls.replay, ls.pooled = buf[:n], bp
+		ls.out.Body = io.NopCloser(bytes.NewReader(ls.replay))
 	case rp != nil:
-		guard = &onceBody{rc: r.Body}
-		out.Body = guard
+		ls.guard = &onceBody{rc: r.Body}
+		ls.out.Body = ls.guard
 	}
+	return true
+}
 
-	hashKey := be.HashKey(r, fr.client)
-	var triedBuf [4]*upstream.Endpoint
-	tried := triedBuf[:0]
-	attemptReq := out
-	for attempt := 0; ; attempt++ {
-		ep, err := be.Pick(hashKey, tried)
-		if err != nil {
-			if !st.staleOnError(w, r, fr) {
-				writeError(w, http.StatusServiceUnavailable, "no healthy upstream", fr.id)
-			}
-			return
-		}
-		u.Host = ep.Addr()
-		var cancel context.CancelFunc
-		if rp != nil && rp.perTry > 0 {
-			var actx context.Context
-			actx, cancel = context.WithTimeout(ctx, rp.perTry)
-			attemptReq = out.WithContext(actx)
-		}
-		at := fr.rec.StartAttempt(ep.Addr(), attemptReq.Header)
-		a := ep.Begin()
-		start := time.Now()
-		resp, err := be.Transport().RoundTrip(attemptReq)
-		oc := classify(r, ctx, resp, err)
-		if err != nil {
-			at.Headers(0, err)
-		} else {
-			at.Headers(resp.StatusCode, nil)
-		}
+// request returns the request of attempt n: the outgoing request for the
+// first, a copy with the body offered again for a retry.
+func (ls *attempts) request(ctx context.Context, n int) *http.Request {
+	if n == 0 {
+		return ls.out
+	}
+	req := ls.out.Clone(ctx)
+	req.URL = ls.u
+	if ls.replay != nil {
+		req.Body = io.NopCloser(bytes.NewReader(ls.replay))
+	} else if ls.guard != nil {
+		req.Body = ls.guard
+	}
+	return req
+}
 
-		if rp != nil && attempt < rp.maxRetries && rp.wants(oc, resp) && safeToReplay(r, oc, replay != nil, guard) {
-			if rp.allowRetry() {
-				a.End(oc.result(), time.Since(start))
-				if resp != nil {
-					drain(resp.Body)
-				}
-				at.End()
-				fr.rec.Retry()
-				if cancel != nil {
-					cancel()
-				}
-				if !sleepCtx(ctx, rp.backoff(attempt+1)) {
-					rp.doneRetry()
-					st.writeCtxError(w, r, fr.id)
-					return
-				}
-				tried = append(tried, ep)
-				attemptReq = out.Clone(ctx)
-				attemptReq.URL = u
-				if replay != nil {
-					attemptReq.Body = io.NopCloser(bytes.NewReader(replay))
-				} else if guard != nil {
-					attemptReq.Body = guard
-				}
-				rp.doneRetry()
-				continue
-			}
+// attempt makes attempt n: it picks an endpoint, sends the request and
+// either copies the response to the client or answers the failure. It
+// reports true when the attempt failed and the request is to be retried
+// (after the backoff, which the caller sleeps): the retry budget is then
+// held until the caller's doneRetry. The endpoint's result, the attempt's
+// record and its per-try timeout end when it returns.
+func (st *state) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, fr *forwardReq, ls *attempts, n int) (retry bool) {
+	be := fr.backend.backend
+	rp := fr.rule.retry
+	ep, err := be.Pick(ls.hashKey, ls.tried)
+	if err != nil {
+		if !st.staleOnError(w, r, fr) {
+			writeError(w, http.StatusServiceUnavailable, "no healthy upstream", fr.id)
 		}
+		return false
+	}
+	ls.u.Host = ep.Addr()
+	req := ls.request(ctx, n)
+	if rp != nil && rp.perTry > 0 {
+		actx, cancel := context.WithTimeout(ctx, rp.perTry)
+		defer cancel()
+		req = req.WithContext(actx)
+	}
+	var ht *headerTimer
+	if d := fr.backend.headerTimeout; d > 0 {
+		ht = newHeaderTimer(d)
+		defer ht.stop()
+		req = req.WithContext(ht.context(req.Context()))
+	}
+	at := fr.rec.StartAttempt(ep.Addr(), req.Header)
+	defer at.End()
+	a := ep.Begin()
+	start := time.Now()
+	result := upstream.Canceled
+	defer func() { a.End(result, time.Since(start)) }()
 
-		if err != nil {
-			at.End()
-			if cancel != nil {
-				cancel()
-			}
-			if fr.answeredByPolicy(r.Context(), st, w, r) {
-				a.End(upstream.Canceled, time.Since(start))
-				return
-			}
-			a.End(oc.result(), time.Since(start))
-			if oc != outcomeClientGone && st.staleOnError(w, r, fr) {
-				return
-			}
-			st.writeAttemptError(w, r, oc, fr.id)
-			return
+	resp, err := be.Transport().RoundTrip(req)
+	if ht.expired() {
+		if resp != nil {
+			resp.Body.Close()
+			resp = nil
 		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			a.End(upstream.Success, time.Since(start))
-			at.End()
-			st.upgrade(w, r, resp, upgrade, fr)
-			if cancel != nil {
-				cancel()
-			}
-			return
-		}
-		if fr.capture != nil {
-			fr.capture.begin(resp)
-		}
-		copyErr := st.writeResponse(w, r, resp, fr)
-		a.End(oc.result(), time.Since(start))
-		at.End()
+		err = errHeaderTimeout
+	}
+	if err == nil && ls.body.failed() != nil {
+		// The endpoint answered, but the client's body was bad: what
+		// follows the body on the connection cannot be trusted.
 		resp.Body.Close()
-		if cancel != nil {
-			cancel()
-		}
-		if copyErr != nil {
-			// The status line is gone; the only honest signal left to the
-			// client is a broken stream.
-			compress.Abort(w)
-			panic(http.ErrAbortHandler)
-		}
-		return
+		resp, err = nil, ls.body.failed()
 	}
+	oc := classify(ctx, r, ls.body, resp, err)
+	result = oc.result()
+	if err != nil {
+		at.Headers(0, err)
+	} else {
+		at.Headers(resp.StatusCode, nil)
+	}
+
+	if rp != nil && n < rp.maxRetries && rp.wants(oc, resp) && safeToReplay(r, oc, ls.replay != nil, ls.guard) && rp.allowRetry() {
+		if resp != nil {
+			drain(resp.Body)
+		}
+		fr.rec.Retry()
+		ls.tried = append(ls.tried, ep)
+		return true
+	}
+
+	if err != nil {
+		if fr.answeredByPolicy(r.Context(), st, w, r) {
+			result = upstream.Canceled
+			return false
+		}
+		switch oc {
+		case outcomeClientBody, outcomeBodyTimeout:
+			writeClientError(w, r, ls.body.failed(), fr.id)
+			return false
+		case outcomeClientGone:
+		default:
+			if st.staleOnError(w, r, fr) {
+				return false
+			}
+		}
+		st.writeAttemptError(w, r, oc, fr.id)
+		return false
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.upgrade(w, r, resp, ls.upgrade, fr)
+		return false
+	}
+	if fr.capture != nil {
+		fr.capture.begin(resp)
+	}
+	copyErr := st.writeResponse(w, r, resp, fr)
+	resp.Body.Close()
+	if copyErr != nil {
+		// The status line is gone; the only honest signal left to the
+		// client is a broken stream.
+		compress.Abort(w)
+		panic(http.ErrAbortHandler)
+	}
+	return false
 }
 
 // result maps an attempt's outcome to what the endpoint's health and
@@ -250,7 +328,7 @@ func (o outcome) result() upstream.Result {
 	switch o {
 	case outcomeOK:
 		return upstream.Success
-	case outcomeBodyTooLarge, outcomeClientGone:
+	case outcomeBodyTooLarge, outcomeClientGone, outcomeClientBody, outcomeBodyTimeout:
 		return upstream.Canceled // the client's doing, not the endpoint's
 	case outcome5xx:
 		return upstream.Failure
@@ -263,7 +341,12 @@ func (o outcome) result() upstream.Result {
 	}
 }
 
-func classify(r *http.Request, ctx context.Context, resp *http.Response, err error) outcome {
+// classify names the outcome of an attempt: ctx is the request's (its
+// route timeout), r the client's request, body its body (nil: none). An
+// error reading the client's body is the client's, whatever the
+// transport made of it; it is checked before the client's context, which
+// net/http cancels when a read from the connection fails.
+func classify(ctx context.Context, r *http.Request, body *clientBody, resp *http.Response, err error) outcome {
 	if err == nil {
 		if resp.StatusCode >= 500 {
 			return outcome5xx
@@ -274,6 +357,11 @@ func classify(r *http.Request, ctx context.Context, resp *http.Response, err err
 	switch {
 	case errors.As(err, &mbe):
 		return outcomeBodyTooLarge
+	case body.failed() != nil:
+		if errors.Is(body.failed(), errBodyTimeout) {
+			return outcomeBodyTimeout
+		}
+		return outcomeClientBody
 	case r.Context().Err() != nil:
 		return outcomeClientGone
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
@@ -493,4 +581,76 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// headerTimer is an attempt's response header timeout: it starts when the
+// transport has written the whole request (httptrace's WroteRequest; a
+// slow client's body is not the endpoint's time) and cancels the
+// attempt's context when it expires.
+type headerTimer struct {
+	d      time.Duration
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	t     *time.Timer
+	fired bool
+	done  bool
+}
+
+func newHeaderTimer(d time.Duration) *headerTimer { return &headerTimer{d: d} }
+
+// context returns ctx with the timer's cancellation and the trace hook
+// that starts it.
+func (ht *headerTimer) context(ctx context.Context) context.Context {
+	ctx, ht.cancel = context.WithCancelCause(ctx)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err != nil {
+				return
+			}
+			ht.mu.Lock()
+			defer ht.mu.Unlock()
+			if ht.done {
+				return
+			}
+			if ht.t != nil {
+				ht.t.Reset(ht.d) // the transport sent the request again
+				return
+			}
+			ht.t = time.AfterFunc(ht.d, func() {
+				ht.mu.Lock()
+				if ht.done { // the headers came first
+					ht.mu.Unlock()
+					return
+				}
+				ht.fired = true
+				ht.mu.Unlock()
+				ht.cancel(errHeaderTimeout)
+			})
+		},
+	})
+}
+
+// expired stops the timer (the response headers are in, or the attempt
+// failed) and reports whether it had fired: then the attempt is a
+// timeout, whatever the transport returned. Safe on nil.
+func (ht *headerTimer) expired() bool {
+	if ht == nil {
+		return false
+	}
+	ht.mu.Lock()
+	defer ht.mu.Unlock()
+	ht.done = true
+	if ht.t != nil {
+		ht.t.Stop()
+	}
+	return ht.fired
+}
+
+// stop ends the timer and the attempt's context.
+func (ht *headerTimer) stop() {
+	ht.expired()
+	if ht.cancel != nil {
+		ht.cancel(context.Canceled)
+	}
 }

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"net/netip"
+	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -60,25 +62,77 @@ func FuzzForwardedFor(f *testing.F) {
 }
 
 // FuzzHopHeaders checks that no hop-by-hop header, nor any header the
-// Connection header names, survives.
+// Connection header names, survives, except the protected ones a
+// Connection token may not remove; and that the upgrade and TE: trailers
+// information is kept.
 func FuzzHopHeaders(f *testing.F) {
 	f.Add("close, X-Secret", "X-Secret", "v")
 	f.Add("upgrade", "Upgrade", "websocket")
 	f.Add(",,keep-alive ,", "Keep-Alive", "5")
+	f.Add("X-Request-Id", "X-Request-Id", "id")
+	f.Add("upgrade, http2-settings", "HTTP2-Settings", "AAA")
+	f.Add("TE, upgrade, upgrade", "Upgrade", "websocket")
 	f.Fuzz(func(t *testing.T, conn, name, value string) {
 		h := http.Header{}
 		h["Connection"] = []string{conn}
 		h.Set(name, value)
 		h["Te"] = []string{"trailers"}
-		removeHopHeaders(h)
+		up := h.Get("Upgrade")
+		hi := removeHopHeaders(h)
+		if !hi.teTrailers {
+			t.Fatal("TE: trailers lost")
+		}
+		names := strings.Split(strings.ToLower(conn), ",")
+		for i := range names {
+			names[i] = strings.TrimSpace(names[i])
+		}
+		if slices.Contains(names, "upgrade") && hi.upgrade != up {
+			t.Fatalf("upgrade %q, want %q", hi.upgrade, up)
+		}
 		for _, k := range hopHeaders {
 			if _, ok := h[k]; ok {
 				t.Fatalf("%s survived", k)
 			}
 		}
 		for _, tok := range strings.Split(conn, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && h.Get(tok) != "" {
+			tok = strings.TrimSpace(tok)
+			if tok == "" {
+				continue
+			}
+			protected := protectedHeaders[textproto.CanonicalMIMEHeaderKey(tok)]
+			if !protected && h.Get(tok) != "" {
 				t.Fatalf("header %q named by Connection survived", tok)
+			}
+			if protected && textproto.CanonicalMIMEHeaderKey(tok) == textproto.CanonicalMIMEHeaderKey(name) &&
+				value != "" && h.Get(name) != value {
+				t.Fatalf("protected header %q removed", name)
+			}
+		}
+	})
+}
+
+// FuzzAllowedUpgrade checks the Upgrade filter: what it keeps is a
+// subset of what was offered, allowed, and never h2c.
+func FuzzAllowedUpgrade(f *testing.F) {
+	f.Add("websocket", "websocket")
+	f.Add("h2c, websocket", "websocket,h2c")
+	f.Add("foo/2 , WebSocket,,", "foo")
+	f.Fuzz(func(t *testing.T, upgrade, allowed string) {
+		list := strings.Split(strings.ToLower(allowed), ",")
+		got := allowedUpgrade(upgrade, list)
+		if got == "" {
+			return
+		}
+		for _, p := range strings.Split(got, ", ") {
+			name, _, _ := strings.Cut(p, "/")
+			if strings.EqualFold(name, "h2c") {
+				t.Fatalf("h2c kept from %q", upgrade)
+			}
+			if !slices.Contains(list, strings.ToLower(name)) {
+				t.Fatalf("%q kept, not allowed by %q", p, allowed)
+			}
+			if !strings.Contains(upgrade, p) {
+				t.Fatalf("%q was not offered in %q", p, upgrade)
 			}
 		}
 	})

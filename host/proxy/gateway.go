@@ -422,11 +422,20 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 			}
 		}
 	}
+	headerTimeouts := map[string]time.Duration{}
+	for _, b := range snap.Backends {
+		headerTimeouts[b.Metadata.Namespace+"/"+b.Metadata.Name] = b.Spec.ResponseHeaderTimeout.D(0)
+	}
 	rules := map[*configs.Route][]*rule{}
 	for _, rt := range snap.Routes {
 		rs, err := compileRules(rt, st.backends)
 		if err != nil {
 			return st, err
+		}
+		for _, rl := range rs {
+			for i := range rl.backends {
+				rl.backends[i].headerTimeout = headerTimeouts[rl.backends[i].name]
+			}
 		}
 		setCacheScopes(rt, rs)
 		rules[rt] = rs
@@ -454,12 +463,13 @@ func (g *Gateway) build(ctx context.Context, snap *configs.Snapshot) (st *state,
 		if err != nil {
 			return st, err
 		}
+		identity := compileIdentityHeaders(gw.Spec.IdentityHeaders, snap.Policies)
 		for i := range gw.Spec.Listeners {
 			l := &gw.Spec.Listeners[i]
 			if !listenerActive(l) {
 				continue
 			}
-			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l), compress: cz, cache: gc}
+			lr := &listenerRoutes{listener: l, gateway: gw, redirect: schemeRedirectFor(gw, l), compress: cz, cache: gc, identity: identity}
 			if l.Protocol == "HTTPS" {
 				sni := snis[bindKey(l)]
 				if sni == nil {

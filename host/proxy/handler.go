@@ -52,6 +52,28 @@ func requestID(r *http.Request) []string {
 	return vs
 }
 
+// headersOverLimits reports whether a request has more header fields
+// than the listener's maxHeaderCount, or a header block (request line
+// and field lines) larger than its maxHeaderBytes: net/http enforces the
+// latter only approximately (an HTTP/1 block may run 4 KiB over; HTTP/2
+// counts HPACK's sizes), and counts no fields.
+func headersOverLimits(r *http.Request, l configs.ClientLimits) bool {
+	maxCount := l.MaxHeaderCount
+	if maxCount <= 0 {
+		maxCount = 100
+	}
+	maxBytes := l.MaxHeaderBytes.B(60 << 10)
+	n := 0
+	size := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len(r.Host) + len("Host: \r\n")
+	for k, vv := range r.Header {
+		n += len(vv)
+		for _, v := range vv {
+			size += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	return n > maxCount || int64(size) > maxBytes
+}
+
 // cleanPath resolves dot segments and repeated slashes so that routing,
 // policies and the backend all see one spelling of a path (no
 // "/api/v1/users/../admin" around a route's policies). It allocates only
@@ -74,9 +96,44 @@ func cleanPath(p string) string {
 }
 
 func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
+	overLimits := headersOverLimits(r, pr.limits)
+	// Hop-by-hop headers go first, before anything reads the headers: a
+	// Connection token cannot remove what the gateway or a policy sets
+	// later (the request ID, X-Consumer).
+	hop := removeHopHeaders(r.Header)
+	if hop.upgrade != "" {
+		// What the client asked for stays visible to the policies and the
+		// cache (an upgrade is never served from it), as in Envoy;
+		// forward decides what of it the rule lets through.
+		r.Header["Connection"] = []string{"Upgrade"}
+		r.Header["Upgrade"] = []string{hop.upgrade}
+	}
 	ids := requestID(r)
 	w.Header()["X-Request-Id"] = ids
 	id := ids[0]
+
+	if overLimits {
+		observe.RecordOf(w).SetClientError("header_limits")
+		closeAfter(w, r)
+		writeError(w, http.StatusRequestHeaderFieldsTooLarge, "too many or too large request headers", id)
+		return
+	}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.1: a request with both Transfer-Encoding and
+		// Content-Length must have its connection closed after the
+		// response. net/http removes Content-Length from a chunked
+		// request before the handler runs, so the two cannot be told
+		// apart here: every chunked HTTP/1.1 request closes its
+		// connection (HAProxy closes on the pair too). Chunked uploads
+		// lose keep-alive, nothing else.
+		closeAfter(w, r)
+	}
+	var body *clientBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = newClientBody(w, r, pr.limits.BodyReadTimeout.D(0))
+		defer body.finish()
+		r.Body = body
+	}
 
 	if r.URL.Path != "" && r.URL.Path[0] != '/' || r.Method == http.MethodConnect {
 		writeError(w, http.StatusBadRequest, "bad request target", id)
@@ -102,6 +159,9 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		writeError(w, http.StatusNotFound, "no listener for host", id)
 		return
 	}
+	// Identities are a policy's to assert: a client's copies go before
+	// routing and the policies, on every route.
+	table.identity.strip(r.Header)
 	peer := peerAddr(r.RemoteAddr)
 	trusted := table.trusted.contains(peer)
 	client := peer
@@ -207,12 +267,14 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		chain:   cr,
 		backend: wb,
 		rec:     rec,
+		hop:     hop,
+		body:    body,
 	}
 	if table.cache != nil {
 		st.serveCached(w, r, ctx, fr, table.cache)
 		return
 	}
-	st.forward(w, r, ctx, fr)
+	st.forward(ctx, w, r, fr)
 }
 
 // redirect answers a rule whose action is a redirect.

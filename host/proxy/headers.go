@@ -5,11 +5,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
+	"slices"
 	"strings"
+
+	"github.com/novaedge/novaedge/configs"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (and the
-// historical ones), never forwarded.
+// historical ones, and HTTP2-Settings of an h2c upgrade, RFC 7540
+// §3.2.1), never forwarded.
 var hopHeaders = []string{
 	"Connection",
 	"Proxy-Connection",
@@ -20,14 +25,62 @@ var hopHeaders = []string{
 	"Trailer",
 	"Transfer-Encoding",
 	"Upgrade",
+	"Http2-Settings",
+}
+
+// protectedHeaders are end-to-end headers that a Connection token cannot
+// remove: the gateway reads or sets them (the request's framing and
+// target, its ID, the forwarding and trace headers, the credentials the
+// policies read). A token naming one is ignored, as HAProxy ignores the
+// tokens it does not act on; the header stays end-to-end. Headers a
+// policy sets are safe without being listed, since the hop-by-hop
+// headers are removed before any policy runs.
+var protectedHeaders = map[string]bool{
+	"Host":              true,
+	"Content-Length":    true,
+	"Content-Type":      true,
+	"Content-Encoding":  true,
+	"Authorization":     true,
+	"Cookie":            true,
+	"X-Request-Id":      true,
+	"X-Forwarded-For":   true,
+	"X-Forwarded-Proto": true,
+	"X-Forwarded-Host":  true,
+	"X-Forwarded-Port":  true,
+	"Forwarded":         true,
+	"Traceparent":       true,
+	"Tracestate":        true,
+}
+
+// hopInfo is what the hop-by-hop headers of a request said that the
+// gateway acts on after removing them.
+type hopInfo struct {
+	// upgrade is the client's Upgrade header if Connection names
+	// "upgrade": the protocols it asks to switch to, "" if none.
+	upgrade string
+	// teTrailers: TE carried "trailers", which a proxy forwards (gRPC
+	// needs it).
+	teTrailers bool
 }
 
 // removeHopHeaders deletes hop-by-hop headers, including those the
-// Connection header names. It reports the upgrade protocol the client
-// asked for (if Connection names "upgrade") and whether TE carried
-// "trailers", which a proxy forwards (gRPC needs it).
-func removeHopHeaders(h http.Header) (upgrade string, teTrailers bool) {
+// Connection header names (but never a protected one, see
+// protectedHeaders), and reports what of them the request still needs.
+func removeHopHeaders(h http.Header) hopInfo {
+	var hi hopInfo
+	// TE and Upgrade are read first: the Connection header names them
+	// (RFC 9110 §10.1.4, §7.8), and its tokens' headers go below.
+	if te, ok := h["Te"]; ok {
+		for _, v := range te {
+			for _, tok := range strings.Split(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(strings.SplitN(tok, ";", 2)[0]), "trailers") {
+					hi.teTrailers = true
+				}
+			}
+		}
+	}
 	if c, ok := h["Connection"]; ok {
+		upgrade := strings.Join(h["Upgrade"], ", ")
 		for _, v := range c {
 			for _, tok := range strings.Split(v, ",") {
 				tok = strings.TrimSpace(tok)
@@ -35,27 +88,104 @@ func removeHopHeaders(h http.Header) (upgrade string, teTrailers bool) {
 					continue
 				}
 				if strings.EqualFold(tok, "upgrade") {
-					upgrade = h.Get("Upgrade")
+					hi.upgrade = upgrade
 				}
-				h.Del(tok)
-			}
-		}
-	}
-	if te, ok := h["Te"]; ok {
-		for _, v := range te {
-			for _, tok := range strings.Split(v, ",") {
-				if strings.EqualFold(strings.TrimSpace(strings.SplitN(tok, ";", 2)[0]), "trailers") {
-					teTrailers = true
+				k := textproto.CanonicalMIMEHeaderKey(tok)
+				if !protectedHeaders[k] {
+					delete(h, k)
 				}
 			}
 		}
 	}
+	deleteHopHeaders(h)
+	return hi
+}
+
+// deleteHopHeaders deletes the hop-by-hop headers by name only.
+func deleteHopHeaders(h http.Header) {
 	for _, k := range hopHeaders {
 		if _, ok := h[k]; ok {
 			delete(h, k)
 		}
 	}
-	return upgrade, teTrailers
+}
+
+// allowedUpgrade returns the protocols of an Upgrade header value that
+// allowed lists (lower case; "h2c" never passes), joined, or "".
+func allowedUpgrade(upgrade string, allowed []string) string {
+	if upgrade == "" || len(allowed) == 0 {
+		return ""
+	}
+	var out []string
+	for _, p := range strings.Split(upgrade, ",") {
+		p = strings.TrimSpace(p)
+		name, _, _ := strings.Cut(p, "/") // "websocket", "foo/2"
+		name = strings.ToLower(name)
+		if name == "" || name == "h2c" || !slices.Contains(allowed, name) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ", ")
+}
+
+// identityHeaders are the request headers a gateway removes from every
+// client request before the policies run (configs.GatewaySpec
+// IdentityHeaders, and the headers the policies of the configuration set).
+type identityHeaders struct {
+	exact    map[string]bool // canonical names
+	prefixes []string        // canonical prefixes, for "X-Authenticated-*"
+}
+
+// compileIdentityHeaders compiles a gateway's identityHeaders with the
+// headers that the configuration's policies set: every KeyAuth
+// consumerHeader, every JWT forwardClaims header (X-User-ID when a JWT
+// policy forwards its default claim).
+func compileIdentityHeaders(names []string, policies []*configs.Policy) *identityHeaders {
+	ih := &identityHeaders{exact: map[string]bool{}}
+	add := func(n string) {
+		if p, ok := strings.CutSuffix(n, "*"); ok {
+			ih.prefixes = append(ih.prefixes, textproto.CanonicalMIMEHeaderKey(p))
+			return
+		}
+		ih.exact[textproto.CanonicalMIMEHeaderKey(n)] = true
+	}
+	for _, n := range names {
+		add(n)
+	}
+	for _, p := range policies {
+		if k := p.Spec.KeyAuth; k != nil && k.ConsumerHeader != "" {
+			add(k.ConsumerHeader)
+		}
+		if j := p.Spec.JWT; j != nil {
+			if len(j.ForwardClaims) == 0 {
+				add("X-User-ID")
+			}
+			for _, fc := range j.ForwardClaims {
+				add(fc.Header)
+			}
+		}
+	}
+	return ih
+}
+
+// strip removes the identity headers from h.
+func (ih *identityHeaders) strip(h http.Header) {
+	if ih == nil {
+		return
+	}
+	for k := range h {
+		if ih.exact[k] {
+			delete(h, k)
+			continue
+		}
+		for _, p := range ih.prefixes {
+			if strings.HasPrefix(k, p) {
+				delete(h, k)
+				break
+			}
+		}
+	}
 }
 
 // trustedNets is a set of CIDRs whose forwarding headers are believed.

@@ -40,7 +40,7 @@ func limitsOf(l configs.ClientLimits) limits {
 	return limits{
 		readHeader:     l.ReadHeaderTimeout.D(10 * time.Second),
 		idle:           l.IdleTimeout.D(120 * time.Second),
-		maxHeaderBytes: int(l.MaxHeaderBytes.B(64 << 10)),
+		maxHeaderBytes: int(l.MaxHeaderBytes.B(60 << 10)),
 	}
 }
 

@@ -331,13 +331,14 @@ func (st *state) bodyFailed(ctx context.Context, w http.ResponseWriter, r *http.
 		cr.rejected(pb.fail.at)
 		st.policyFailed(w, cr.policies[pb.fail.at], id, pb.fail.err)
 	default:
+		// The client's body could not be read: its fault, answered
+		// 400 (408 for a stall) on a connection that then closes.
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
 			writeError(w, http.StatusRequestEntityTooLarge, "request body too large", id)
-		case r.Context().Err() != nil:
 		default:
-			writeError(w, http.StatusBadRequest, "could not read request body", id)
+			writeClientError(w, r, err, id)
 		}
 	}
 }

@@ -168,6 +168,8 @@ type routeTable struct {
 	compress *compress.Config
 	cache    *cache.Cache // the gateway's response cache, or nil
 	gateway  *configs.Gateway
+	// identity are the headers removed from every client request.
+	identity *identityHeaders
 }
 
 // best returns the winning match for r, or nil.
@@ -320,6 +322,7 @@ type listenerRoutes struct {
 	redirect *schemeRedirect
 	compress *compress.Config // the gateway's, or nil
 	cache    *cache.Cache     // the gateway's response cache, or nil
+	identity *identityHeaders // the gateway's identity headers
 }
 
 // buildHostRouter builds the router of one port from its listeners.
@@ -413,10 +416,11 @@ func buildTable(listeners []*listenerRoutes, key string) *routeTable {
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return lessMatch(entries[i], entries[j]) })
 	t := &routeTable{
-		maxBody: sel.listener.MaxRequestBodySize.B(0),
-		trusted: parseTrusted(sel.gateway.Spec.TrustedProxies),
-		cache:   sel.cache,
-		gateway: sel.gateway,
+		maxBody:  sel.listener.MaxRequestBodySize.B(0),
+		trusted:  parseTrusted(sel.gateway.Spec.TrustedProxies),
+		cache:    sel.cache,
+		gateway:  sel.gateway,
+		identity: sel.identity,
 	}
 	t.redirect = sel.redirect
 	t.compress = sel.compress

@@ -34,6 +34,8 @@ type rule struct {
 	retry   *retryPolicy
 	timeout time.Duration // 0 = none
 	maxBody int64         // 0 = listener's limit only
+	// upgrades are the protocols (lower case) a client may switch to.
+	upgrades []string
 
 	cacheScope string // route fingerprint and rule index: the cache's keys (cache.go)
 }
@@ -42,6 +44,8 @@ type weightedBackend struct {
 	backend *upstream.Backend
 	name    string
 	weight  int
+	// headerTimeout is the backend's responseHeaderTimeout (0: none).
+	headerTimeout time.Duration
 }
 
 // pickBackend chooses one of the rule's backends by weight (the canary
@@ -206,6 +210,9 @@ func compileRules(rt *configs.Route, backends map[string]*upstream.Backend) ([]*
 			rewrite:     cr.URLRewrite,
 			redirect:    cr.Redirect,
 			retry:       compileRetry(cr.Retry),
+		}
+		for _, u := range cr.Upgrades {
+			rl.upgrades = append(rl.upgrades, strings.ToLower(u))
 		}
 		if cr.Name != "" {
 			rl.name = key + "#" + cr.Name

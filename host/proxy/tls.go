@@ -24,6 +24,10 @@ func (g *Gateway) loadListenerTLS(st *state, gw *configs.Gateway, l *configs.Lis
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
+	suites, err := tlsconf.CipherSuites(l.TLS.CipherSuites)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
 	if g.opts.SecretsDir == "" {
 		return fmt.Errorf("%s: no secrets directory is set (--secrets-dir)", where)
 	}
@@ -35,7 +39,7 @@ func (g *Gateway) loadListenerTLS(st *state, gw *configs.Gateway, l *configs.Lis
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	st.heldCerts = append(st.heldCerts, dir)
-	sni.Add(l.Hostnames, cert, minVersion)
+	sni.Add(l.Hostnames, cert, minVersion, suites)
 	return nil
 }
 

@@ -19,7 +19,7 @@ func (st *state) upgrade(w http.ResponseWriter, r *http.Request, resp *http.Resp
 		return
 	}
 	got := resp.Header.Get("Upgrade")
-	if !strings.EqualFold(got, asked) {
+	if !offered(asked, got) {
 		back.Close()
 		writeError(w, http.StatusBadGateway, "upstream switched to a protocol the client did not ask for", fr.id)
 		return
@@ -75,4 +75,18 @@ func (st *state) upgrade(w http.ResponseWriter, r *http.Request, resp *http.Resp
 	conn.Close()
 	back.Close()
 	wg.Wait()
+}
+
+// offered reports whether got, the protocol a backend switched to, is one
+// of asked, the protocols the request asked for ("websocket, foo/2").
+func offered(asked, got string) bool {
+	if got == "" {
+		return false
+	}
+	for _, p := range strings.Split(asked, ",") {
+		if strings.EqualFold(strings.TrimSpace(p), got) {
+			return true
+		}
+	}
+	return false
 }

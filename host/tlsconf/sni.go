@@ -3,6 +3,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -20,6 +21,40 @@ func MinVersion(s string) (uint16, error) {
 		return tls.VersionTLS13, nil
 	}
 	return 0, fmt.Errorf("minVersion %q: want TLS1.2 or TLS1.3", s)
+}
+
+// DefaultCipherSuites are the TLS 1.2 suites a listener offers unless it
+// names its own: ECDHE key exchange with an AEAD cipher (AES-GCM,
+// ChaCha20-Poly1305), no CBC (LUCKY13) and no static RSA key exchange.
+// TLS 1.3 suites are Go's choice and are always AEAD.
+var DefaultCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// CipherSuites maps a listener's cipherSuites (Go's names of TLS 1.2
+// suites) to their crypto/tls IDs; none means DefaultCipherSuites. Go's
+// insecure suites and TLS 1.3 suites are refused.
+func CipherSuites(names []string) ([]uint16, error) {
+	if len(names) == 0 {
+		return DefaultCipherSuites, nil
+	}
+	ids := make([]uint16, 0, len(names))
+next:
+	for _, n := range names {
+		for _, cs := range tls.CipherSuites() {
+			if cs.Name == n && slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+				ids = append(ids, cs.ID)
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("cipherSuites: %q is not a secure TLS 1.2 cipher suite of Go's", n)
+	}
+	return ids, nil
 }
 
 // SNI picks, for a TLS handshake on a port shared by several HTTPS
@@ -40,13 +75,18 @@ type sniWildcard struct {
 	cfg    *tls.Config
 }
 
-// Add serves cert with minVersion to the names of hostnames (exact names
-// or "*.suffix" wildcards; none means any name). A name already taken by
-// an earlier Add keeps its first listener.
-func (s *SNI) Add(hostnames []string, cert *Cert, minVersion uint16) {
+// Add serves cert with minVersion and, for TLS 1.2, suites (nil:
+// DefaultCipherSuites) to the names of hostnames (exact names or
+// "*.suffix" wildcards; none means any name). A name already taken by an
+// earlier Add keeps its first listener.
+func (s *SNI) Add(hostnames []string, cert *Cert, minVersion uint16, suites []uint16) {
+	if len(suites) == 0 {
+		suites = DefaultCipherSuites
+	}
 	cfg := &tls.Config{
-		MinVersion: minVersion,
-		NextProtos: NextProtos,
+		MinVersion:   minVersion,
+		CipherSuites: suites,
+		NextProtos:   NextProtos,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return cert.Current(), nil
 		},

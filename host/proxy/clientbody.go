@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/novaedge/novaedge/host/observe"
+)
+
+// clientBody is a client's request body as the gateway reads it (and the
+// transport, which sends it upstream). It keeps the client to the
+// body-read idle timeout and records the first error reading the body:
+// a malformed chunk, a body shorter than its Content-Length, a stall.
+// Such an error is the client's doing, never the backend's: the request
+// is answered 400 (408 for a stall) on a connection that then closes,
+// and the endpoint that was receiving the body is not blamed.
+type clientBody struct {
+	rc   io.ReadCloser
+	ctl  *http.ResponseController // sets the read deadline; nil: no idle timeout
+	idle time.Duration
+
+	// armed is when the read deadline was last pushed back (Unix
+	// nanoseconds). Atomic: when a backend answers before the body is
+	// sent, the server's discarding of the rest may read while the
+	// transport still does.
+	armed atomic.Int64
+
+	mu   sync.Mutex
+	err  error
+	done bool // the handler returned: the deadline is the server's again
+}
+
+// newClientBody wraps r.Body. idle is the body-read idle timeout (0:
+// none); w is the response writer whose connection the deadline is set on.
+func newClientBody(w http.ResponseWriter, r *http.Request, idle time.Duration) *clientBody {
+	b := &clientBody{rc: r.Body, idle: idle}
+	if idle > 0 {
+		b.ctl = http.NewResponseController(w)
+	}
+	return b
+}
+
+// errBodyTimeout is recorded when the client sent no body bytes for the
+// idle timeout.
+var errBodyTimeout = errors.New("client sent no request body bytes within the body-read timeout")
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.ctl != nil {
+		// The deadline is pushed back only when an eighth of it has
+		// passed: on HTTP/2 each push is a message to the connection's
+		// goroutine. The client has at least 7/8 of the timeout after
+		// its last byte.
+		if now := time.Now(); time.Duration(now.UnixNano()-b.armed.Load()) >= b.idle/8 {
+			b.armed.Store(now.UnixNano())
+			b.setDeadline(now.Add(b.idle))
+		}
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		if err == io.EOF && b.ctl != nil {
+			// The server reads on in the background once the body is done
+			// (to notice a client going away); an expired deadline then
+			// would end the request. After an error the deadline stays:
+			// what the server still reads of the body (it discards the
+			// rest before it closes) must not wait on the client either.
+			b.setDeadline(time.Time{})
+		}
+		switch {
+		case err == io.EOF, errors.Is(err, http.ErrBodyReadAfterClose):
+			// The end, or a read after the server closed the body because
+			// the response started: not the client's fault.
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			b.fail(errBodyTimeout)
+		default:
+			b.fail(err)
+		}
+	}
+	return n, err
+}
+
+func (b *clientBody) Close() error { return b.rc.Close() }
+
+// setDeadline sets the connection's (or HTTP/2 stream's) read deadline,
+// unless the handler has returned: the transport may still read the body
+// then (and find it closed), and the connection may be serving the next
+// request, whose deadlines are the server's.
+func (b *clientBody) setDeadline(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		b.ctl.SetReadDeadline(t)
+	}
+}
+
+// finish is called when the handler returns; safe on nil.
+func (b *clientBody) finish() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+}
+
+func (b *clientBody) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+}
+
+// failed returns the error reading the client's body, or nil.
+func (b *clientBody) failed() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// clientBodyError classifies an error reading a client's body: the
+// status it gets (408 for a stall, 400 otherwise) and the access log's
+// name for it.
+func clientBodyError(err error) (status int, kind string) {
+	if errors.Is(err, errBodyTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return http.StatusRequestTimeout, "body_timeout"
+	}
+	return http.StatusBadRequest, "malformed_body"
+}
+
+// closeAfter asks the server to close an HTTP/1.x connection once the
+// response is written (Connection: close; net/http then closes it). An
+// HTTP/2 stream's errors do not desynchronize its connection.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor < 2 {
+		w.Header()["Connection"] = []string{"close"}
+	}
+}
+
+// writeClientError answers a request whose body the client got wrong,
+// and closes the connection: what follows on it cannot be trusted to be
+// a request.
+func writeClientError(w http.ResponseWriter, r *http.Request, err error, id string) {
+	status, kind := clientBodyError(err)
+	observe.RecordOf(w).SetClientError(kind)
+	closeAfter(w, r)
+	if status == http.StatusRequestTimeout {
+		writeError(w, status, "request body timeout", id)
+		return
+	}
+	writeError(w, status, "malformed or incomplete request body", id)
+}
