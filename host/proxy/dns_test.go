@@ -133,20 +133,20 @@ func TestConsistentHashThroughGateway(t *testing.T) {
     - backendRefs: [{name: b}]
 `))
 	for _, user := range []string{"alice", "bob", "carol"} {
-		h0, h1 := servers[0].hits.Load(), servers[1].hits.Load()
+		h0, h1 := servers[0].Hits(), servers[1].Hits()
 		for i := 0; i < 10; i++ {
 			get(t, base+"/", "X-User", user)
 		}
-		d0, d1 := servers[0].hits.Load()-h0, servers[1].hits.Load()-h1
+		d0, d1 := servers[0].Hits()-h0, servers[1].Hits()-h1
 		if (d0 != 0 && d1 != 0) || d0+d1 != 10 {
 			t.Errorf("user %s split over endpoints: %d / %d", user, d0, d1)
 		}
 	}
-	h0, h1 := servers[0].hits.Load(), servers[1].hits.Load()
+	h0, h1 := servers[0].Hits(), servers[1].Hits()
 	for i := 0; i < 64; i++ {
 		get(t, base+"/", "X-User", fmt.Sprint("user-", i))
 	}
-	if servers[0].hits.Load() == h0 || servers[1].hits.Load() == h1 {
+	if servers[0].Hits() == h0 || servers[1].Hits() == h1 {
 		t.Errorf("64 users all hashed to one endpoint")
 	}
 }

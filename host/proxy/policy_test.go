@@ -143,13 +143,13 @@ func TestPolicyChain(t *testing.T) {
 		}
 	})
 	t.Run("a local response stops the request before the backend", func(t *testing.T) {
-		before := be.hits.Load()
+		before := be.Hits()
 		resp := get(t, base+"/api", "X-Deny", "jwt")
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != 403 || string(body) != "denied by jwt" || resp.Header.Get("X-Denied-By") != "jwt" {
 			t.Errorf("got %d %q %v", resp.StatusCode, body, resp.Header)
 		}
-		if be.hits.Load() != before {
+		if be.Hits() != before {
 			t.Error("the backend was called")
 		}
 		// Only the policies that saw the request see the local response.
