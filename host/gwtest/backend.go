@@ -19,10 +19,11 @@ type Backend struct {
 	// Addr is the server's "127.0.0.1:port".
 	Addr string
 
-	hits atomic.Int64
-	mu   sync.Mutex
-	seen []Seen
-	last *http.Request
+	hits     atomic.Int64
+	inflight atomic.Int64
+	mu       sync.Mutex
+	seen     []Seen
+	last     *http.Request
 }
 
 // Seen is a request as a backend saw it.
@@ -47,6 +48,8 @@ func NewBackend(t testing.TB, h http.HandlerFunc) *Backend {
 	b := &Backend{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
+		b.inflight.Add(1)
+		defer b.inflight.Add(-1)
 		body, err := io.ReadAll(r.Body)
 		b.mu.Lock()
 		b.seen = append(b.seen, Seen{
@@ -69,6 +72,10 @@ func NewBackend(t testing.TB, h http.HandlerFunc) *Backend {
 
 // Hits is how many requests reached the backend.
 func (b *Backend) Hits() int64 { return b.hits.Load() }
+
+// Inflight is how many requests the backend is handling now (reading
+// their bodies included).
+func (b *Backend) Inflight() int64 { return b.inflight.Load() }
 
 // Seen returns the requests the backend saw, oldest first.
 func (b *Backend) Seen() []Seen {
