@@ -85,8 +85,8 @@ type h2Events struct {
 	resets map[uint32]http2.ErrCode
 	goAway bool
 	code   http2.ErrCode // GOAWAY's
-	closed bool // end of stream or reset
-	pinged bool // a PING ack came
+	closed bool          // end of stream or reset
+	pinged bool          // a PING ack came
 }
 
 // read reads frames until until holds, the server sends GOAWAY or closes,
