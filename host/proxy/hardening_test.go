@@ -460,6 +460,8 @@ func TestHardeningRequestParsing(t *testing.T) {
 			}},
 		{name: "Connection: X-Consumer with a key", req: "GET /admin/case HTTP/1.1\r\nHost: x\r\nConnection: X-Consumer\r\nX-API-Key: " + hardKey + "\r\n\r\n", status: 200, saw: sawRequest,
 			finding: "a Connection token cannot remove KeyAuth's X-Consumer (finding 4)", check: hdr("X-Consumer", "alice")},
+		{name: "Connection: X-API-Key hides the key from KeyAuth", req: "GET /admin/hop HTTP/1.1\r\nHost: x\r\nConnection: X-API-Key\r\nX-API-Key: " + hardKey + "\r\n\r\n", status: 401, saw: sawNothing,
+			finding: "hop-by-hop headers are removed before the policies run (finding 4): KeyAuth never sees a key the client marked hop-by-hop"},
 		{name: "Connection: X-Drop removes the client's X-Drop", req: "GET {p} HTTP/1.1\r\nHost: x\r\nConnection: X-Drop\r\nX-Drop: 1\r\n\r\n", status: 200, saw: sawRequest, check: hdr("X-Drop", "")},
 	}
 	for _, fe := range framingErrors {
