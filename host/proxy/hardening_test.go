@@ -121,6 +121,25 @@ func (h *hardened) seen() []gwtest.Seen {
 	return out
 }
 
+// mark is how many requests each endpoint had seen: a point in time
+// that since counts from.
+type mark [2]int
+
+func (h *hardened) mark() mark { return mark{len(h.a.Seen()), len(h.b.Seen())} }
+
+// since returns what the endpoints saw after m (probes left out).
+func (h *hardened) since(m mark) []gwtest.Seen {
+	var out []gwtest.Seen
+	for i, b := range []*gwtest.Backend{h.a, h.b} {
+		for _, s := range b.Seen()[m[i]:] {
+			if s.Path != gwtest.ProbePath {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // ejections is how many times outlier detection ejected an endpoint of
 // backend "app".
 func (h *hardened) ejections() int {
@@ -156,7 +175,8 @@ func (s sight) String() string {
 type wireCase struct {
 	name string
 	// req is written as is; "{p}" is replaced by the case's own path
-	// under /open, by which the backends' records are told apart.
+	// under /open, "{a}" by one under /admin, by which the backends'
+	// records are told apart.
 	req string
 	// halfClose closes the client's sending side after req (a body cut
 	// short); the connection counts as closed afterwards.
@@ -167,6 +187,8 @@ type wireCase struct {
 	saw         sight
 	body        string // with sawRequest: the body the backend got
 	closed      bool   // the server closes the connection after answering
+	// anyClose leaves closed unasserted: either is right.
+	anyClose bool
 	// stdlib says, when the behaviour is Go's net/http server's (the
 	// request never reaches the gateway's handler), what it does.
 	stdlib string
@@ -179,9 +201,9 @@ type wireCase struct {
 // run sends the case to h and checks it.
 func (tc wireCase) run(t *testing.T, h *hardened, i int) {
 	t.Helper()
-	p := casePath(i)
-	req := strings.ReplaceAll(tc.req, "{p}", p)
-	before := len(h.seen())
+	p, a := casePath(i), "/admin"+strings.TrimPrefix(casePath(i), "/open")
+	req := strings.NewReplacer("{p}", p, "{a}", a).Replace(tc.req)
+	m := h.mark()
 	var res gwtest.RawResult
 	if tc.halfClose {
 		c := gwtest.Dial(t, h.addr)
@@ -211,10 +233,13 @@ func (tc wireCase) run(t *testing.T, h *hardened, i int) {
 		}
 		t.Errorf("status %d (err %v, body %.200q), want %s%s", res.Status, res.Err, res.Body, want, why)
 	}
-	if res.Closed != tc.closed {
+	if res.Closed != tc.closed && !tc.anyClose {
 		t.Errorf("connection closed afterwards: %v, want %v%s", res.Closed, tc.closed, why)
 	}
-	saw := casesSeen(h.seen(), before, p, strings.Contains(tc.req, "{p}"))
+	saw := h.since(m)
+	if tc.tagged() {
+		saw = casesSeen(h.seen(), i)
+	}
 	checkSight(t, tc.saw, tc.body, saw, why)
 	if tc.check != nil {
 		tc.check(t, saw, res)
@@ -227,15 +252,18 @@ func (tc wireCase) run(t *testing.T, h *hardened, i int) {
 // casePath is the path of case i, under /open.
 func casePath(i int) string { return fmt.Sprintf("/open/case-%03d", i) }
 
-// casesSeen picks a case's records: those on its path p when it has one,
-// else those that came after the first before.
-func casesSeen(all []gwtest.Seen, before int, p string, tagged bool) []gwtest.Seen {
-	if !tagged {
-		return all[min(before, len(all)):]
-	}
+// tagged reports whether the case's request has a path of its own.
+func (tc wireCase) tagged() bool {
+	return strings.Contains(tc.req, "{p}") || strings.Contains(tc.req, "{a}")
+}
+
+// casesSeen picks the records of case i, by its paths.
+func casesSeen(all []gwtest.Seen, i int) []gwtest.Seen {
+	p := casePath(i)
+	a := "/admin" + strings.TrimPrefix(p, "/open")
 	var out []gwtest.Seen
 	for _, s := range all {
-		if s.Path == p || s.RequestURI == p {
+		if s.Path == p || s.Path == a {
 			out = append(out, s)
 		}
 	}
@@ -329,7 +357,10 @@ func TestHardeningRequestParsing(t *testing.T) {
 		// A plain request and a plain body, for reference.
 		{name: "plain GET", req: "GET {p} HTTP/1.1\r\nHost: x\r\n\r\n", status: 200, saw: sawRequest},
 		{name: "plain POST with Content-Length", req: "POST {p} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", status: 200, saw: sawRequest, body: "hello"},
-		{name: "plain chunked POST", req: chunkedPost("5\r\nhello\r\n0\r\n\r\n"), status: 200, saw: sawRequest, body: "hello"},
+		// net/http drops Content-Length from a chunked request before
+		// the handler runs, so a gateway that must close after TE+CL may
+		// close after every chunked request.
+		{name: "plain chunked POST", req: chunkedPost("5\r\nhello\r\n0\r\n\r\n"), status: 200, saw: sawRequest, body: "hello", anyClose: true},
 
 		// Smuggling: Content-Length against Content-Length.
 		{name: "CL+CL differing", req: "POST {p} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", status: 400, saw: sawNothing, closed: true,
@@ -458,9 +489,9 @@ func TestHardeningRequestParsing(t *testing.T) {
 					t.Errorf("the backend saw X-Request-Id %q, the client got %q", saw[0].Header.Get("X-Request-Id"), res.Header.Get("X-Request-Id"))
 				}
 			}},
-		{name: "Connection: X-Consumer with a key", req: "GET /admin/case HTTP/1.1\r\nHost: x\r\nConnection: X-Consumer\r\nX-API-Key: " + hardKey + "\r\n\r\n", status: 200, saw: sawRequest,
+		{name: "Connection: X-Consumer with a key", req: "GET {a} HTTP/1.1\r\nHost: x\r\nConnection: X-Consumer\r\nX-API-Key: " + hardKey + "\r\n\r\n", status: 200, saw: sawRequest,
 			finding: "a Connection token cannot remove KeyAuth's X-Consumer (finding 4)", check: hdr("X-Consumer", "alice")},
-		{name: "Connection: X-API-Key hides the key from KeyAuth", req: "GET /admin/hop HTTP/1.1\r\nHost: x\r\nConnection: X-API-Key\r\nX-API-Key: " + hardKey + "\r\n\r\n", status: 401, saw: sawNothing,
+		{name: "Connection: X-API-Key hides the key from KeyAuth", req: "GET {a} HTTP/1.1\r\nHost: x\r\nConnection: X-API-Key\r\nX-API-Key: " + hardKey + "\r\n\r\n", status: 401, saw: sawNothing,
 			finding: "hop-by-hop headers are removed before the policies run (finding 4): KeyAuth never sees a key the client marked hop-by-hop"},
 		{name: "Connection: X-Drop removes the client's X-Drop", req: "GET {p} HTTP/1.1\r\nHost: x\r\nConnection: X-Drop\r\nX-Drop: 1\r\n\r\n", status: 200, saw: sawRequest, check: hdr("X-Drop", "")},
 	}
@@ -501,10 +532,10 @@ func TestHardeningRequestParsing(t *testing.T) {
 	t.Run("late records", func(t *testing.T) {
 		all := h.seen()
 		for i, tc := range cases {
-			if !strings.Contains(tc.req, "{p}") || tc.saw == sawAnything {
+			if !tc.tagged() || tc.saw == sawAnything {
 				continue
 			}
-			saw := casesSeen(all, 0, casePath(i), true)
+			saw := casesSeen(all, i)
 			if tc.saw == sawNothing && len(saw) != 0 {
 				t.Errorf("%s: the backend saw %s, want nothing", tc.name, describe(saw))
 			}
@@ -596,13 +627,13 @@ func TestHardeningPathTricks(t *testing.T) {
 		{"tomcat ..;", "/open/..;/admin", 200, 404, "\"..;\" is not a dot segment: under /open (a backend must not drop ;)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(h.seen())
+			m := h.mark()
 			res := gwtest.Raw(t, h.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 			if res.Status != tc.status && (tc.alt == 0 || res.Status != tc.alt) {
 				t.Errorf("GET %s: %d %.200q, want %d (%s)", tc.target, res.Status, res.Body, tc.status, tc.why)
 			}
 			if res.Status == 401 || res.Status == 404 || res.Status == 400 {
-				if saw := h.seen()[before:]; len(saw) != 0 {
+				if saw := h.since(m); len(saw) != 0 {
 					t.Errorf("GET %s: answered %d but the backend saw %s", tc.target, res.Status, describe(saw))
 				}
 			}
