@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // switchResolver answers every name with the addresses it holds now.
@@ -75,19 +75,8 @@ spec:
 `, port) + route(`
     - backendRefs: [{name: users}]
 `)
-	snap, err := configs.LoadFiles([]configs.File{{Name: "dns.yaml", Data: []byte(yaml)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Resolver: res})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
+	base := gwtest.Serve(t, gw, yaml)
 
 	for i := 0; i < 40; i++ {
 		if resp := get(t, base+"/"); resp.StatusCode != 200 {
