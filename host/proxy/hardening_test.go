@@ -167,10 +167,6 @@ const (
 	sawAnything // not asserted (see check)
 )
 
-func (s sight) String() string {
-	return [...]string{"nothing", "the request", "nothing or an aborted body", "anything"}[s]
-}
-
 // wireCase is one request written on a raw connection.
 type wireCase struct {
 	name string
