@@ -46,9 +46,10 @@ type hardened struct {
 	a, b *gwtest.Backend
 }
 
-// upgradeHandler answers a request asking for a protocol switch with 101
-// and then keeps the connection until the peer closes it, as a backend
-// that speaks every protocol would; others get "hello from METHOD URI".
+// upgradeHandler answers a request asking for a protocol switch with 101,
+// as a backend that speaks every protocol would, and then answers every
+// HTTP/1.1 request that comes through the tunnel with 200 "tunnelled"
+// until the peer closes it; others get "hello from METHOD URI".
 func upgradeHandler(w http.ResponseWriter, r *http.Request) {
 	up := r.Header.Get("Upgrade")
 	if up == "" {
@@ -63,7 +64,14 @@ func upgradeHandler(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", up)
 	brw.Flush()
 	conn.SetDeadline(time.Now().Add(gwtest.RawTimeout))
-	io.Copy(io.Discard, brw)
+	for {
+		req, err := http.ReadRequest(brw.Reader)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\ntunnelled")
+	}
 }
 
 // policyBuilder returns a builder of the bundled first-party policies on
@@ -520,6 +528,28 @@ func TestHardeningRequestParsing(t *testing.T) {
 		}
 		if h.a.Hits() == 0 || h.b.Hits() == 0 {
 			t.Errorf("endpoint hits %d and %d: one was taken out of the balancer", h.a.Hits(), h.b.Hits())
+		}
+	})
+
+	// After an h2c upgrade request the connection is still the
+	// gateway's: a following request for /admin meets KeyAuth (issue 11,
+	// finding 3: a tunnel to the backend passed it).
+	t.Run("no tunnel past the policies after Upgrade: h2c", func(t *testing.T) {
+		c := gwtest.Dial(t, h.addr)
+		c.Send("GET /open/h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+		resp, _, _, err := c.ReadResponse("GET")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			t.Errorf("Upgrade: h2c got 101 [issue 11: finding 3]")
+		}
+		if c.Send("GET /admin/secret HTTP/1.1\r\nHost: x\r\n\r\n") != nil {
+			return // closed: nothing follows
+		}
+		resp, body, _, err := c.ReadResponse("GET")
+		if err == nil && resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET /admin/secret without a key after an h2c upgrade: %d %q, want 401 [issue 11: finding 3]", resp.StatusCode, body)
 		}
 	})
 
