@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/tlsconf/devcert"
 )
 
@@ -40,15 +41,7 @@ func runCmd(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return gwtest.FreeAddr(t) }
 
 // referenceSecrets writes the reference's TLS secret
 // (api-system/api-tls-cert) for api.example.com, valid until notAfter,
@@ -172,14 +165,7 @@ func TestRunWithoutResources(t *testing.T) {
 // address.
 func startBackend(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
-	srv := &http.Server{Handler: h}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return gwtest.Listen(t, h)
 }
 
 // writeResources writes a gateway on listen, routing everything to the
@@ -234,16 +220,14 @@ func startRun(t *testing.T, admin string, args ...string) {
 // waitReady polls the admin API's /readyz.
 func waitReady(t testing.TB, admin string) bool {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	return gwtest.Poll(15*time.Second, func() bool {
 		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
-			}
+		if err != nil {
+			return false
 		}
-	}
-	return false
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 // TestSIGTERMDrains runs novaedge as a real process with a settings file,

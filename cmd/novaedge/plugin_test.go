@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // TestPluginReloadAndPush, as an operator would: a module replaced in
@@ -240,12 +242,7 @@ func TestSIGHUPReloads(t *testing.T) {
 
 func waitUntil(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out: %s", what)
+	gwtest.WaitFor(t, 15*time.Second, cond, what)
 }
 
 // lockedBuffer is a bytes.Buffer safe for a process's output and a reader.

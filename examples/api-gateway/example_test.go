@@ -23,20 +23,13 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/policy"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
 )
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return gwtest.FreeAddr(t) }
 
 // example is the example running on free ports: the demo services, the
 // development token issuer and the gateway.
@@ -108,14 +101,9 @@ func startExample(t testing.TB, edit func(string) string) *example {
 	}
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: (&policy.Builder{Runtime: rt}).Build, SecretsDir: dev.SecretsDir, AccessLog: io.Discard})
 	caller.Gateway = gw
-	if err := gw.Apply(context.Background(), snap); err != nil {
+	if _, err := gwtest.Start(t, gw, snap); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gw.Shutdown(ctx)
-	})
 	caPEM, err := os.ReadFile(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)

@@ -6,25 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/proxy"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return gwtest.FreePort(t) }
 
 func TestAdminAPI(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

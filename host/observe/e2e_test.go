@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/observe"
 	"github.com/novaedge/novaedge/host/proxy"
 )
@@ -47,44 +46,19 @@ func newBackend(t testing.TB, h http.HandlerFunc) string {
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }
 	}
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return strings.TrimPrefix(s.URL, "http://")
+	return gwtest.Listen(t, h)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return gwtest.FreePort(t) }
 
 // gatewayYAML is gateway t/gw with one HTTP listener and spec lines extra.
-func gatewayYAML(t testing.TB, extra string) string {
-	return fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
-kind: ProxyGateway
-metadata: {name: gw, namespace: t}
-spec:
-  listeners:
-    - {name: http, address: 127.0.0.1, port: %d, protocol: HTTP}
-%s`, freePort(t), extra)
-}
+func gatewayYAML(t testing.TB, extra string) string { return gwtest.GatewayYAML(freePort(t), extra) }
 
 func backendYAML(name, extra string, addrs ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "---\napiVersion: novaedge.io/v1alpha1\nkind: ProxyBackend\nmetadata: {name: %s, namespace: t}\nspec:\n  endpoints:\n", name)
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "    - address: %q\n", a)
-	}
-	return b.String() + extra
+	return gwtest.BackendYAML(name, addrs...) + extra
 }
 
-func routeYAML(name, rules string) string {
-	return fmt.Sprintf("---\napiVersion: novaedge.io/v1alpha1\nkind: ProxyRoute\nmetadata: {name: %s, namespace: t}\nspec:\n  rules:\n%s", name, rules)
-}
+func routeYAML(name, rules string) string { return gwtest.RouteYAML(name, rules) }
 
 // policyYAML is a Wasm policy (served by guard) targeting target, as
 // "{kind: ProxyRoute, name: r}".
@@ -137,10 +111,7 @@ type gateway struct {
 // policy for every ProxyPolicy.
 func start(t testing.TB, resources string) *gateway {
 	t.Helper()
-	snap, err := configs.LoadFiles([]configs.File{{Name: "test.yaml", Data: []byte(resources)}})
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, resources)
-	}
+	snap := gwtest.Load(t, resources)
 	g := &gateway{metrics: observe.NewMetrics(), log: &syncBuffer{}}
 	g.gw = proxy.New(proxy.Options{
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
 )
@@ -200,10 +200,7 @@ spec:
 `, freePort(t), strings.TrimPrefix(be.URL, "http://")) +
 		firstPartyDoc("limit", "RateLimit", "  rateLimit: {requestsPerSecond: 1000, key: \"header:X-Consumer\"}\n") +
 		firstPartyDoc("keys", "KeyAuth", "  keyAuth:\n    keys: [{key: alice-key-0123456789, consumer: alice}]\n")
-	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := gwtest.Load(t, res)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rt, err := wasm.NewRuntime(context.Background(), wasm.Options{Logger: logger, Foreign: HostFunctions()})
 	if err != nil {
@@ -218,18 +215,11 @@ spec:
 		return b.Build(ctx, p)
 	}
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: build})
-	if err := gw.Apply(context.Background(), snap); err != nil {
+	base, err := gwtest.Start(t, gw, snap)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gw.Shutdown(ctx)
-	})
-	e := &env{gw: gw, backend: be}
-	for _, a := range gw.Addrs() {
-		e.base = "http://" + a
-	}
+	e := &env{gw: gw, base: base, backend: be}
 	r, body := e.get(t, "X-API-Key", "alice-key-0123456789")
 	if r.StatusCode != 200 || !strings.Contains(body, "X-Seen-Consumer: alice\n") {
 		t.Errorf("%d:\n%s", r.StatusCode, body)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
 )
@@ -29,15 +29,7 @@ import (
 // `make plugins-testdata`, committed).
 const modules = "../wasm/testdata"
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return gwtest.FreePort(t) }
 
 // echo is a backend that returns the request headers it saw as
 // "Name: value" lines, and counts requests.
@@ -149,17 +141,9 @@ spec:
 	b := &Builder{Runtime: rt, Host: host}
 	gw := proxy.New(proxy.Options{Logger: logger, Policies: b.Build})
 	caller.Gateway = gw
-	if err := gw.Apply(context.Background(), snap); err != nil {
+	base, err := gwtest.Start(t, gw, snap)
+	if err != nil {
 		return nil, err
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gw.Shutdown(ctx)
-	})
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
 	}
 	reload := func(policies string, extra ...string) *configs.Snapshot {
 		t.Helper()

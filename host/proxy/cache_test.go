@@ -17,6 +17,7 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/cache"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // cacheBackend answers by path, as the test cases need, and counts the
@@ -470,22 +471,11 @@ func TestCachePolicies(t *testing.T) {
       backendRefs: [{name: b}]
 `) + policyYAML("auth", "Wasm", "{kind: ProxyGateway, name: gw}", "") +
 		policyYAML("jwt", "JWT", "{kind: ProxyRoute, name: r, sectionName: authed}", "")
-	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var open atomic.Int64
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: func(ctx context.Context, p *configs.Policy) (Policy, error) {
 		return &fakePolicy{name: p.Metadata.Name, open: &open}, nil
 	}})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
+	base := gwtest.Serve(t, gw, res)
 	for i, step := range []struct {
 		hdr    []string
 		status int

@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // rawClient does not ask for, nor decode, compression by itself: the
@@ -363,23 +364,12 @@ func TestCompressionAfterPolicies(t *testing.T) {
     - name: upper
       backendRefs: [{name: b}]
 `) + policyYAML("upper", "Wasm", "{kind: ProxyRoute, name: r, sectionName: upper}", "")
-	snap, err := configs.LoadFiles([]configs.File{{Name: "c.yaml", Data: []byte(res)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var open atomic.Int64
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Policies: func(ctx context.Context, p *configs.Policy) (Policy, error) {
 			return &bodyPolicy{name: p.Metadata.Name, open: &open}, nil
 		}})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Shutdown(context.Background()) })
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
+	base := gwtest.Serve(t, gw, res)
 	for _, path := range []string{"/json", "/chunked"} {
 		resp := rawDo(t, "GET", base+path+"?size=50000", "Accept-Encoding", "zstd")
 		if ce := resp.Header.Get("Content-Encoding"); ce != "zstd" {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // switchResolver answers every name with the addresses it holds now.
@@ -75,19 +75,8 @@ spec:
 `, port) + route(`
     - backendRefs: [{name: users}]
 `)
-	snap, err := configs.LoadFiles([]configs.File{{Name: "dns.yaml", Data: []byte(yaml)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Resolver: res})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
+	base := gwtest.Serve(t, gw, yaml)
 
 	for i := 0; i < 40; i++ {
 		if resp := get(t, base+"/"); resp.StatusCode != 200 {
@@ -133,20 +122,20 @@ func TestConsistentHashThroughGateway(t *testing.T) {
     - backendRefs: [{name: b}]
 `))
 	for _, user := range []string{"alice", "bob", "carol"} {
-		h0, h1 := servers[0].hits.Load(), servers[1].hits.Load()
+		h0, h1 := servers[0].Hits(), servers[1].Hits()
 		for i := 0; i < 10; i++ {
 			get(t, base+"/", "X-User", user)
 		}
-		d0, d1 := servers[0].hits.Load()-h0, servers[1].hits.Load()-h1
+		d0, d1 := servers[0].Hits()-h0, servers[1].Hits()-h1
 		if (d0 != 0 && d1 != 0) || d0+d1 != 10 {
 			t.Errorf("user %s split over endpoints: %d / %d", user, d0, d1)
 		}
 	}
-	h0, h1 := servers[0].hits.Load(), servers[1].hits.Load()
+	h0, h1 := servers[0].Hits(), servers[1].Hits()
 	for i := 0; i < 64; i++ {
 		get(t, base+"/", "X-User", fmt.Sprint("user-", i))
 	}
-	if servers[0].hits.Load() == h0 || servers[1].hits.Load() == h1 {
+	if servers[0].Hits() == h0 || servers[1].Hits() == h1 {
 		t.Errorf("64 users all hashed to one endpoint")
 	}
 }

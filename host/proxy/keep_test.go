@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // TestApplyKeepsWhatDidNotChange: across generations a backend whose spec
@@ -191,10 +192,5 @@ func TestApplyKeepsWhatDidNotChange(t *testing.T) {
 
 func waitFor(t testing.TB, cond func() bool, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out: %s", what)
+	gwtest.WaitFor(t, 5*time.Second, cond, what)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // fakePolicy stands for a plugin: it appends its name to X-Chain on the
@@ -143,13 +144,13 @@ func TestPolicyChain(t *testing.T) {
 		}
 	})
 	t.Run("a local response stops the request before the backend", func(t *testing.T) {
-		before := be.hits.Load()
+		before := be.Hits()
 		resp := get(t, base+"/api", "X-Deny", "jwt")
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != 403 || string(body) != "denied by jwt" || resp.Header.Get("X-Denied-By") != "jwt" {
 			t.Errorf("got %d %q %v", resp.StatusCode, body, resp.Header)
 		}
-		if be.hits.Load() != before {
+		if be.Hits() != before {
 			t.Error("the backend was called")
 		}
 		// Only the policies that saw the request see the local response.
@@ -209,22 +210,11 @@ func TestPolicySeesTheChosenBackend(t *testing.T) {
 	res := gatewayYAML(freePort(t), "") + backendYAML("one", backends[0].addr()) + backendYAML("two", backends[1].addr()) + route(`
     - backendRefs: [{name: one, weight: 50}, {name: two, weight: 50}]
 `) + policyYAML("p", "Wasm", "{kind: ProxyRoute, name: r}", "")
-	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var open atomic.Int64
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: func(ctx context.Context, p *configs.Policy) (Policy, error) {
 		return &fakePolicy{name: p.Metadata.Name, open: &open}, nil
 	}})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
+	base := gwtest.Serve(t, gw, res)
 	seen := map[string]bool{}
 	for i := 0; i < 40; i++ {
 		resp := get(t, base+"/")

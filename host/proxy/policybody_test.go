@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // bodyPolicy stands for a plugin that works on bodies. What it does comes
@@ -149,24 +150,12 @@ func bodyGateway(t *testing.T, failOpen string) (string, *backend, *atomic.Int64
 	pols.WriteString(policyYAML("append-2", "Wasm", "{kind: ProxyRoute, name: r, sectionName: stack}", ""))
 	pols.WriteString(policyYAML("z-append-1", "Wasm", "{kind: ProxyRoute, name: r, sectionName: stack}", ""))
 	res := gatewayYAML(freePort(t), "") + backendYAML("b", be.addr()) + route(rules.String()) + pols.String()
-	snap, err := configs.LoadFiles([]configs.File{{Name: "p.yaml", Data: []byte(res)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var open atomic.Int64
 	builder := func(ctx context.Context, p *configs.Policy) (Policy, error) {
 		return &bodyPolicy{name: strings.TrimPrefix(p.Metadata.Name, "z-"), open: &open}, nil
 	}
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: builder})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Shutdown(context.Background()) })
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
-	return base, be, &open
+	return gwtest.Serve(t, gw, res), be, &open
 }
 
 func TestPolicyBodies(t *testing.T) {
@@ -204,7 +193,7 @@ func TestPolicyBodies(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := be.hits.Load()
+			before := be.Hits()
 			var body io.Reader
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
@@ -225,7 +214,7 @@ func TestPolicyBodies(t *testing.T) {
 				t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(got))
 			}
 			if tc.upstream == nil {
-				if be.hits.Load() != before {
+				if be.Hits() != before {
 					t.Errorf("the backend was reached")
 				}
 				return

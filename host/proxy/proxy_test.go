@@ -12,123 +12,43 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 )
 
 // freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return gwtest.FreePort(t) }
 
 // backend is a real HTTP server on 127.0.0.1 that records what it saw.
-type backend struct {
-	*httptest.Server
-	hits atomic.Int64
-	mu   sync.Mutex
-	last *http.Request
-	body []byte
-}
+type backend struct{ *gwtest.Backend }
 
 func newBackend(t testing.TB, h http.HandlerFunc) *backend {
 	t.Helper()
-	b := &backend{}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.hits.Add(1)
-		body, _ := io.ReadAll(r.Body)
-		b.mu.Lock()
-		b.last, b.body = r.Clone(context.Background()), body
-		b.mu.Unlock()
-		if h != nil {
-			h(w, r)
-			return
-		}
-		fmt.Fprintf(w, "hello from %s %s", r.Method, r.URL.RequestURI())
-	}))
-	t.Cleanup(b.Close)
-	return b
+	return &backend{gwtest.NewBackend(t, h)}
 }
 
-func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
+func (b *backend) addr() string { return b.Addr }
 
-func (b *backend) lastRequest() (*http.Request, []byte) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last, b.body
-}
+func (b *backend) lastRequest() (*http.Request, []byte) { return b.Last() }
 
 // gatewayYAML is a gateway with one HTTP listener on port, and extra
 // resources appended.
-func gatewayYAML(port int, gwExtra string) string {
-	return fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
-kind: ProxyGateway
-metadata: {name: gw, namespace: t}
-spec:
-  listeners:
-    - name: http
-      address: 127.0.0.1
-      port: %d
-      protocol: HTTP
-%s
-`, port, gwExtra)
-}
+func gatewayYAML(port int, gwExtra string) string { return gwtest.GatewayYAML(port, gwExtra) }
 
-func backendYAML(name string, addrs ...string) string {
-	var eps strings.Builder
-	for _, a := range addrs {
-		fmt.Fprintf(&eps, "    - address: %q\n", a)
-	}
-	return fmt.Sprintf(`---
-apiVersion: novaedge.io/v1alpha1
-kind: ProxyBackend
-metadata: {name: %s, namespace: t}
-spec:
-  endpoints:
-%s`, name, eps.String())
-}
+func backendYAML(name string, addrs ...string) string { return gwtest.BackendYAML(name, addrs...) }
 
 // startGateway serves the resources and returns the listener's base URL.
 func startGateway(t testing.TB, resources string) (*Gateway, string) {
 	t.Helper()
-	snap, err := configs.LoadFiles([]configs.File{{Name: "test.yaml", Data: []byte(resources)}})
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, resources)
-	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gw := New(Options{Logger: logger})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gw.Shutdown(ctx)
-	})
-	var base string
-	for _, a := range gw.Addrs() {
-		base = "http://" + a
-	}
-	return gw, base
+	return gw, gwtest.Serve(t, gw, resources)
 }
 
-func route(rule string) string {
-	return `---
-apiVersion: novaedge.io/v1alpha1
-kind: ProxyRoute
-metadata: {name: r, namespace: t}
-spec:
-  rules:
-` + rule
-}
+func route(rule string) string { return gwtest.RouteYAML("r", rule) }
 
 type errBody struct {
 	Error     string `json:"error"`
@@ -383,12 +303,12 @@ func TestRetries(t *testing.T) {
     - backendRefs: [{name: b}]
       retry: {maxRetries: 3, retryOn: [5xx]}
 `))
-		before := bad.hits.Load()
+		before := bad.Hits()
 		req, _ := http.NewRequest("POST", base+"/", strings.NewReader("order"))
 		if resp := do(t, req); resp.StatusCode != 500 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		if n := bad.hits.Load() - before; n != 1 {
+		if n := bad.Hits() - before; n != 1 {
 			t.Errorf("backend saw the POST %d times", n)
 		}
 	})
@@ -437,11 +357,11 @@ func TestRetries(t *testing.T) {
     - backendRefs: [{name: b}]
       retry: {maxRetries: 3, retryOn: [5xx], budget: {percent: 0, minRetryConcurrency: 0}}
 `))
-		before := bad.hits.Load()
+		before := bad.Hits()
 		if resp := get(t, base+"/"); resp.StatusCode != 500 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		if n := bad.hits.Load() - before; n != 1 {
+		if n := bad.Hits() - before; n != 1 {
 			t.Errorf("backend saw %d attempts, want 1", n)
 		}
 	})
@@ -490,13 +410,13 @@ func TestWeightedSplit(t *testing.T) {
 	for i := 0; i < n; i++ {
 		get(t, base+"/")
 	}
-	c := canary.hits.Load()
+	c := canary.Hits()
 	// 20% of 1000, binomial sd ≈ 12.6: ±5 sd.
 	if c < 137 || c > 263 {
 		t.Errorf("canary got %d of %d requests, want about 200", c, n)
 	}
-	if stable.hits.Load()+c != n {
-		t.Errorf("lost requests: %d + %d", stable.hits.Load(), c)
+	if stable.Hits()+c != n {
+		t.Errorf("lost requests: %d + %d", stable.Hits(), c)
 	}
 }
 

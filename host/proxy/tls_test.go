@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/tlsconf/devcert"
 )
 
@@ -52,20 +53,9 @@ func (e *tlsEnv) secret(t testing.TB, ns, name string, hosts ...string) {
 
 func (e *tlsEnv) start(t testing.TB, resources string) *Gateway {
 	t.Helper()
-	snap, err := configs.LoadFiles([]configs.File{{Name: "test.yaml", Data: []byte(resources)}})
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, resources)
-	}
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SecretsDir: e.dir,
 		TLS: TLSOptions{Debounce: 10 * time.Millisecond}})
-	if err := gw.Apply(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gw.Shutdown(ctx)
-	})
+	gwtest.Serve(t, gw, resources)
 	return gw
 }
 
@@ -219,10 +209,10 @@ func TestHTTPSListeners(t *testing.T) {
 		if resp.StatusCode != 301 || resp.Header.Get("Location") != want {
 			t.Fatalf("%d %q, want 301 %q", resp.StatusCode, resp.Header.Get("Location"), want)
 		}
-		hits := be.hits.Load()
+		hits := be.Hits()
 		// Hosts of no sslRedirect listener are routed.
 		resp = get(t, httpBase+"/p", "Host", "other.example.net")
-		if resp.StatusCode != 200 || be.hits.Load() != hits+1 {
+		if resp.StatusCode != 200 || be.Hits() != hits+1 {
 			t.Fatalf("other host: %d", resp.StatusCode)
 		}
 	})
@@ -324,7 +314,7 @@ spec:
 			if resp.StatusCode != tc.code || resp.Header.Get("Location") != tc.want {
 				t.Errorf("%d %q, want %d %q", resp.StatusCode, resp.Header.Get("Location"), tc.code, tc.want)
 			}
-			if be.hits.Load() != 0 {
+			if be.Hits() != 0 {
 				t.Error("a redirected request reached the backend")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
