@@ -278,12 +278,12 @@ func TestPolicyBodyClientErrors(t *testing.T) {
 		{name: "stalled, streamed through the policy", path: "/upper?stall", body: "3\r\nabc\r\n", status: 408, kind: "body_timeout", reached: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := be.hits.Load()
+			before := be.Hits()
 			resp, body, closed := rawExchange(t, addr, "POST "+tc.path+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+tc.body)
 			if resp.StatusCode != tc.status || !resp.Close || !closed {
 				t.Errorf("status %d (%s), want %d; Connection: close %v, closed %v", resp.StatusCode, body, tc.status, resp.Close, closed)
 			}
-			if !tc.reached && be.hits.Load() != before {
+			if !tc.reached && be.Hits() != before {
 				t.Error("the backend was reached")
 			}
 			if r, _ := be.lastRequest(); r != nil && r.URL.Path == "/smuggled" {
