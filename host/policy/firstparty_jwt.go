@@ -18,40 +18,22 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
+// The JWT policy (plugins/jwt) authenticates: it runs after CORS (whose
+// preflights carry no credentials) and before KeyAuth and RateLimit (which
+// may key on its claims).
 func init() {
-	pluginConfigs[configs.PolicyJWT] = jwtPluginConfig
-	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) func(string) {
-		m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
-			return []byte{jwtVerify(arg)}, nil
-		}
-		return nil // stateless
+	Register(Type{
+		Name: configs.PolicyJWT, Module: "jwt", Order: 20, Authenticates: always, Config: jwtPluginConfig,
+		HostFuncs: func(m map[string]wasm.ForeignFunc) func(string) {
+			m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
+				return []byte{jwtVerify(arg)}, nil
+			}
+			return nil // stateless
+		},
 	})
-}
-
-// jwtConfig is plugins/jwt's Config.
-type jwtConfig struct {
-	Issuer             string           `json:"issuer,omitempty"`
-	Audience           []string         `json:"audience,omitempty"`
-	JWKSURI            string           `json:"jwksUri,omitempty"`
-	JWKS               string           `json:"jwks,omitempty"`
-	HeaderName         string           `json:"headerName,omitempty"`
-	HeaderPrefix       string           `json:"headerPrefix,omitempty"`
-	Cookie             string           `json:"cookie,omitempty"`
-	QueryParameter     string           `json:"queryParameter,omitempty"`
-	AllowedAlgorithms  []string         `json:"allowedAlgorithms,omitempty"`
-	HMACSecret         string           `json:"hmacSecret,omitempty"`
-	ClockSkewSeconds   int              `json:"clockSkewSeconds,omitempty"`
-	ForwardClaims      []jwtClaimHeader `json:"forwardClaims,omitempty"`
-	RemoveCredential   bool             `json:"removeCredential,omitempty"`
-	JWKSCacheSeconds   int              `json:"jwksCacheSeconds,omitempty"`
-	JWKSRefreshSeconds int              `json:"jwksRefreshSeconds,omitempty"`
-}
-
-type jwtClaimHeader struct {
-	Claim  string `json:"claim"`
-	Header string `json:"header"`
 }
 
 // seconds is a duration for the plugin: whole seconds, 0 kept as -1 (the
@@ -66,12 +48,13 @@ func seconds(d *configs.Duration) int {
 	return -1
 }
 
+// jwtPluginConfig converts spec.jwt (durations in whole seconds).
 func jwtPluginConfig(p *configs.Policy) (any, error) {
 	j := p.Spec.JWT
 	if j == nil {
 		return nil, fmt.Errorf("spec.jwt: required for type JWT")
 	}
-	c := jwtConfig{
+	c := firstparty.JWT{
 		Issuer:             j.Issuer,
 		Audience:           j.Audience,
 		JWKSURI:            j.JWKSURI,
@@ -88,7 +71,7 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 		JWKSRefreshSeconds: seconds(j.JWKSRefreshInterval),
 	}
 	for _, f := range j.ForwardClaims {
-		c.ForwardClaims = append(c.ForwardClaims, jwtClaimHeader{Claim: f.Claim, Header: f.Header})
+		c.ForwardClaims = append(c.ForwardClaims, firstparty.ClaimHeader{Claim: f.Claim, Header: f.Header})
 	}
 	return c, nil
 }
@@ -107,7 +90,7 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 // verify) or jwtVerifyRefused (a malformed argument, an unknown code, or an
 // algorithm that does not fit the key: HS256 with an RSA key is algorithm
 // confusion and is refused here too).
-const jwtVerifyFunc = "novaedge.jwt_verify"
+const jwtVerifyFunc = firstparty.JWTVerify
 
 const (
 	jwtVerifyBad     = 0

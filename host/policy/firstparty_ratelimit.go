@@ -13,6 +13,7 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
 // The RateLimit policy (plugins/ratelimit) keeps its token buckets here, in
@@ -41,7 +42,7 @@ import (
 // plugin cannot reach another's. They live as long as the runtime, across
 // configuration reloads; a bucket whose rate or burst changed keeps its
 // tokens (at most the new burst).
-const RateLimitTake = "novaedge.ratelimit.take"
+const RateLimitTake = firstparty.RateLimitTake
 
 const (
 	rlVersion = 1
@@ -68,12 +69,16 @@ const (
 	rlOverflow = 2
 )
 
+// RateLimit runs after authentication (it may key on a JWT claim or an
+// API key's consumer) and before users' Wasm policies.
 func init() {
-	pluginConfigs[configs.PolicyRateLimit] = ratelimitPluginConfig
-	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) func(string) {
-		l := newRateLimiter(monotonicClock(), DefaultRateLimitBuckets)
-		m[RateLimitTake] = l.foreign
-		return l.reset
+	Register(Type{
+		Name: configs.PolicyRateLimit, Module: "ratelimit", Order: 40, Config: ratelimitPluginConfig,
+		HostFuncs: func(m map[string]wasm.ForeignFunc) func(string) {
+			l := newRateLimiter(monotonicClock(), DefaultRateLimitBuckets)
+			m[RateLimitTake] = l.foreign
+			return l.reset
+		},
 	})
 }
 
@@ -364,14 +369,7 @@ func microsToMillis(us uint64) uint64 { return divUp(us, 1000) }
 
 // ------------------------------------------------------------ configuration
 
-// ratelimitConfig is plugins/ratelimit's Config.
-type ratelimitConfig struct {
-	RequestsPerSecond float64 `json:"requestsPerSecond"`
-	Burst             int     `json:"burst,omitempty"`
-	Key               string  `json:"key,omitempty"`
-	OnMissingKey      string  `json:"onMissingKey,omitempty"`
-}
-
+// ratelimitPluginConfig converts spec.rateLimit, as is.
 func ratelimitPluginConfig(p *configs.Policy) (any, error) {
 	r := p.Spec.RateLimit
 	if r == nil {
@@ -380,7 +378,7 @@ func ratelimitPluginConfig(p *configs.Policy) (any, error) {
 	if math.IsNaN(r.RequestsPerSecond) || math.IsInf(r.RequestsPerSecond, 0) {
 		return nil, fmt.Errorf("spec.rateLimit.requestsPerSecond: not a number")
 	}
-	return ratelimitConfig{
+	return firstparty.RateLimit{
 		RequestsPerSecond: r.RequestsPerSecond,
 		Burst:             r.Burst,
 		Key:               r.Key,

@@ -403,13 +403,14 @@ func (b *captureBody) Read(p []byte) (int, error) {
 
 func (b *captureBody) Close() error { return b.rc.Close() }
 
-// authenticates tells whether an authentication policy runs on the
-// request: its response is then treated as one to a request with
-// Authorization (the policy may have removed the credentials: KeyAuth
-// does).
+// authenticates tells whether a policy that authenticates
+// (PolicyTraits.Authenticates: JWT, KeyAuth, a Wasm policy that declares
+// wasm.authenticates) runs on the request: its response is then treated
+// as one to a request with Authorization (the policy may have removed the
+// credentials: KeyAuth does).
 func authenticates(policies []*boundPolicy) bool {
 	for _, bp := range policies {
-		if t := bp.cfg.Spec.Type; t == configs.PolicyJWT || t == configs.PolicyKeyAuth {
+		if bp.traits.Authenticates {
 			return true
 		}
 	}

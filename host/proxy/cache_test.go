@@ -476,7 +476,8 @@ func TestCachePolicies(t *testing.T) {
 	}
 	var open atomic.Int64
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: func(ctx context.Context, p *configs.Policy) (Policy, error) {
-		return &fakePolicy{name: p.Metadata.Name, open: &open}, nil
+		// The JWT policy authenticates, as host/policy's registry says.
+		return &fakePolicy{name: p.Metadata.Name, open: &open, traits: PolicyTraits{Authenticates: p.Spec.Type == configs.PolicyJWT}}, nil
 	}})
 	if err := gw.Apply(context.Background(), snap); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
 // Algorithm codes of the host function's encoding (host/policy/firstparty_jwt.go).
@@ -137,7 +138,7 @@ const (
 )
 
 // verifyFunc is the host function's name.
-const verifyFunc = "novaedge.jwt_verify"
+const verifyFunc = firstparty.JWTVerify
 
 // encodeVerify is the host function's argument: version 1, alg, key type,
 // then four uvarint-length-prefixed fields: key component a, key

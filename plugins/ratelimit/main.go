@@ -14,23 +14,13 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
-// Config is the plugin's configuration (a ProxyPolicy's spec.rateLimit).
-type Config struct {
-	// RequestsPerSecond refills each bucket (0.001 to 1e9; counted in
-	// thousandths).
-	RequestsPerSecond float64 `json:"requestsPerSecond"`
-	// Burst is a bucket's capacity: how many requests may come at once.
-	// 0: one second's worth (RequestsPerSecond rounded up, at least 1).
-	Burst int `json:"burst"`
-	// Key selects the bucket: "header:NAME", "ip" (default), "claim:NAME"
-	// (a claim of the token the JWT policy validated), "route", "global".
-	Key string `json:"key"`
-	// OnMissingKey: what a request without its header or claim gets: "ip"
-	// (default: its client address's bucket) or "reject" (401).
-	OnMissingKey string `json:"onMissingKey"`
-}
+// Config is the plugin's configuration: the wire format the host sends
+// (firstparty.RateLimit: a ProxyPolicy's spec.rateLimit), with the
+// plugin's own Validate.
+type Config firstparty.RateLimit
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
@@ -63,7 +53,7 @@ func (c *Config) Validate() error {
 
 // hostTake is the host function that keeps the buckets
 // (host/policy/firstparty_ratelimit.go documents its encoding).
-const hostTake = "novaedge.ratelimit.take"
+const hostTake = firstparty.RateLimitTake
 
 // Key kinds.
 const (
