@@ -209,7 +209,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		rec:     rec,
 	}
 	if table.cache != nil {
-		st.serveCached(w, r, ctx, fr, table.cache)
+		st.serveCached(ctx, w, r, fr, table.cache)
 		return
 	}
 	st.forward(w, r, ctx, fr)
