@@ -135,15 +135,6 @@ func uvarintIn(b []byte, name string, lo, hi uint64) (uint64, []byte, error) {
 	return v, b[n:], nil
 }
 
-// encodeTake encodes RateLimitTake's arguments (what the plugin sends).
-func encodeTake(dst []byte, a takeArgs) []byte {
-	dst = append(dst, rlVersion)
-	dst = binary.AppendUvarint(dst, a.rate)
-	dst = binary.AppendUvarint(dst, a.burst)
-	dst = binary.AppendUvarint(dst, a.cost)
-	return append(dst, a.key...)
-}
-
 // takeResult is what a take answers.
 type takeResult struct {
 	allowed, overflow bool
@@ -211,19 +202,6 @@ func (l *rateLimiter) reset(caller string) {
 	l.mu.Lock()
 	delete(l.tables, caller)
 	l.mu.Unlock()
-}
-
-// buckets returns how many buckets the caller's table holds (tests).
-func (l *rateLimiter) buckets(caller string) int {
-	l.mu.RLock()
-	t := l.tables[caller]
-	l.mu.RUnlock()
-	if t == nil {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.buckets)
 }
 
 // bucketTable is one plugin's buckets, with a least-recently-used list:

@@ -198,3 +198,10 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out: %s", what)
 }
+
+// len returns how many entries are held.
+func (k *kept[T]) len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.m)
+}
