@@ -2,6 +2,15 @@
 // finds a policy's module, checks its pin, compiles it through the wasm
 // runtime (once per content hash), starts the plugin with the policy's
 // configuration, and adapts it to the request path's proxy.Policy.
+//
+// Each policy type is registered once (Register, registry.go), from its
+// own file: firstparty_<type>.go for the first-party types (the bundled
+// module, the conversion of the ProxyPolicy block into the plugin's
+// configuration, sdk/firstparty's wire format, the type's host
+// functions), wasm.go for users' Wasm policies. The registration also
+// gives the type's place in a rule's chain and whether it authenticates,
+// which the request path reads (proxy.PolicyTraits) instead of lists of
+// its own.
 package policy
 
 import (
