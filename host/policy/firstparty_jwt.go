@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
@@ -79,46 +78,42 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 // jwtVerifyFunc is the host function that checks one JWS signature with
 // one key, for plugins/jwt (the guest picks the key from its JWKS and
 // enforces its allow-list; RSA and ECDSA in the VM would be far too slow).
-//
-// Argument: version (1), algorithm code, key type code, then four fields,
-// each a uvarint length and its bytes: key component a, key component b,
-// the signing input (base64url header "." base64url payload) and the raw
-// signature. Key components are raw big-endian bytes: RSA n, e; EC x, y;
-// Ed25519 x (b empty); HMAC k (b empty).
-//
-// Result: one byte, jwtVerifyOK, jwtVerifyBad (the signature does not
-// verify) or jwtVerifyRefused (a malformed argument, an unknown code, or an
+// Its argument and result are sdk/firstparty's (JWTVerifyArgs), shared
+// with the plugin: version, algorithm and key type codes, then the key's
+// components, the signing input and the signature. The result is
+// jwtVerifyOK, jwtVerifyBad (the signature does not verify) or
+// jwtVerifyRefused (a malformed argument, an unknown code, or an
 // algorithm that does not fit the key: HS256 with an RSA key is algorithm
 // confusion and is refused here too).
 const jwtVerifyFunc = firstparty.JWTVerify
 
 const (
-	jwtVerifyBad     = 0
-	jwtVerifyOK      = 1
-	jwtVerifyRefused = 2
+	jwtVerifyBad     = firstparty.JWTVerifyBad
+	jwtVerifyOK      = firstparty.JWTVerifyOK
+	jwtVerifyRefused = firstparty.JWTVerifyRefused
 )
 
-// Algorithm codes (plugins/jwt/keys.go).
+// Algorithm codes.
 const (
-	jwtRS256 = 1 + iota
-	jwtRS384
-	jwtRS512
-	jwtPS256
-	jwtPS384
-	jwtPS512
-	jwtES256
-	jwtES384
-	jwtEdDSA
-	jwtHS256
+	jwtRS256 = firstparty.JWTRS256
+	jwtRS384 = firstparty.JWTRS384
+	jwtRS512 = firstparty.JWTRS512
+	jwtPS256 = firstparty.JWTPS256
+	jwtPS384 = firstparty.JWTPS384
+	jwtPS512 = firstparty.JWTPS512
+	jwtES256 = firstparty.JWTES256
+	jwtES384 = firstparty.JWTES384
+	jwtEdDSA = firstparty.JWTEdDSA
+	jwtHS256 = firstparty.JWTHS256
 )
 
 // Key type codes.
 const (
-	jwtKtyRSA  = 1
-	jwtKtyP256 = 2
-	jwtKtyP384 = 3
-	jwtKtyEd   = 4
-	jwtKtyOct  = 5
+	jwtKtyRSA  = firstparty.JWTKeyRSA
+	jwtKtyP256 = firstparty.JWTKeyP256
+	jwtKtyP384 = firstparty.JWTKeyP384
+	jwtKtyEd   = firstparty.JWTKeyEd25519
+	jwtKtyOct  = firstparty.JWTKeyOct
 )
 
 // jwtVerifyArg is a decoded argument.
@@ -129,30 +124,14 @@ type jwtVerifyArg struct {
 	sig      []byte
 }
 
-var errJWTArg = errors.New("malformed jwt_verify argument")
-
 // decodeJWTVerify decodes the host function's argument; the fields alias
 // arg.
 func decodeJWTVerify(arg []byte) (jwtVerifyArg, error) {
-	var v jwtVerifyArg
-	if len(arg) < 3 || arg[0] != 1 {
-		return v, errJWTArg
+	a, err := firstparty.DecodeJWTVerify(arg)
+	if err != nil {
+		return jwtVerifyArg{}, err
 	}
-	v.alg, v.kty = arg[1], arg[2]
-	rest := arg[3:]
-	fields := [4]*[]byte{&v.a, &v.b, &v.input, &v.sig}
-	for _, f := range fields {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || n > uint64(len(rest)-k) {
-			return v, errJWTArg
-		}
-		*f = rest[k : k+int(n)]
-		rest = rest[k+int(n):]
-	}
-	if len(rest) != 0 {
-		return v, errJWTArg
-	}
-	return v, nil
+	return jwtVerifyArg{alg: a.Alg, kty: a.Kty, a: a.A, b: a.B, input: a.Input, sig: a.Sig}, nil
 }
 
 // jwtVerify checks the signature the argument describes.

@@ -3,9 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -20,7 +18,9 @@ import (
 // the host, so that every VM of a plugin shares one bucket per key. The
 // plugin calls the host function RateLimitTake once per request.
 
-// RateLimitTake is the host function that takes tokens from a bucket.
+// RateLimitTake is the host function that takes tokens from a bucket. Its
+// encoding is sdk/firstparty's (RateLimitTakeArgs, RateLimitTakeResult),
+// shared with the plugin; the host accepts these ranges.
 //
 // Arguments (compact, every integer an unsigned LEB128 varint):
 //
@@ -45,7 +45,7 @@ import (
 const RateLimitTake = firstparty.RateLimitTake
 
 const (
-	rlVersion = 1
+	rlVersion = firstparty.RateLimitTakeVersion
 	// Token amounts are kept in nano-tokens and time in microseconds: a rate
 	// of r thousandths of a token per second adds exactly r nano-tokens per
 	// microsecond, so refills are integer arithmetic without drift.
@@ -65,8 +65,8 @@ const (
 
 // rlFlags of the result.
 const (
-	rlAllowed  = 1
-	rlOverflow = 2
+	rlAllowed  = firstparty.RateLimitAllowed
+	rlOverflow = firstparty.RateLimitOverflow
 )
 
 // RateLimit runs after authentication (it may key on a JWT claim or an
@@ -96,43 +96,29 @@ type takeArgs struct {
 	key   []byte
 }
 
-var errTakeArgs = errors.New("ratelimit: malformed arguments")
+var errTakeArgs = firstparty.ErrRateLimitTake
 
-// decodeTake decodes RateLimitTake's arguments. It never panics and
-// rejects out-of-range values; key aliases b.
+// decodeTake decodes RateLimitTake's arguments (firstparty's decoder) and
+// checks their ranges. It never panics; key aliases b.
 func decodeTake(b []byte) (takeArgs, error) {
-	var a takeArgs
-	if len(b) < 1 || b[0] != rlVersion {
-		return a, fmt.Errorf("%w: version", errTakeArgs)
+	w, err := firstparty.DecodeRateLimitTake(b)
+	if err != nil {
+		return takeArgs{}, err
 	}
-	b = b[1:]
-	var err error
-	if a.rate, b, err = uvarintIn(b, "rate", 1, rlMaxRate); err != nil {
-		return a, err
-	}
-	if a.burst, b, err = uvarintIn(b, "burst", 1, rlMaxBurst); err != nil {
-		return a, err
-	}
-	if a.cost, b, err = uvarintIn(b, "cost", 0, rlMaxBurst); err != nil {
-		return a, err
+	a := takeArgs{rate: w.Rate, burst: w.Burst, cost: w.Cost, key: w.Key}
+	for _, f := range []struct {
+		name   string
+		v      uint64
+		lo, hi uint64
+	}{{"rate", a.rate, 1, rlMaxRate}, {"burst", a.burst, 1, rlMaxBurst}, {"cost", a.cost, 0, rlMaxBurst}} {
+		if f.v < f.lo || f.v > f.hi {
+			return takeArgs{}, fmt.Errorf("%w: %s %d out of range", errTakeArgs, f.name, f.v)
+		}
 	}
 	if a.cost > a.burst {
-		return a, fmt.Errorf("%w: cost %d over burst %d", errTakeArgs, a.cost, a.burst)
+		return takeArgs{}, fmt.Errorf("%w: cost %d over burst %d", errTakeArgs, a.cost, a.burst)
 	}
-	a.key = b
 	return a, nil
-}
-
-// uvarintIn reads a varint in [lo, hi] from b and returns the rest.
-func uvarintIn(b []byte, name string, lo, hi uint64) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, b, fmt.Errorf("%w: %s", errTakeArgs, name)
-	}
-	if v < lo || v > hi {
-		return 0, b, fmt.Errorf("%w: %s %d out of range", errTakeArgs, name, v)
-	}
-	return v, b[n:], nil
 }
 
 // takeResult is what a take answers.
@@ -144,17 +130,9 @@ type takeResult struct {
 }
 
 func (r takeResult) encode(dst []byte) []byte {
-	var flags byte
-	if r.allowed {
-		flags |= rlAllowed
-	}
-	if r.overflow {
-		flags |= rlOverflow
-	}
-	dst = append(dst, flags)
-	dst = binary.AppendUvarint(dst, r.remaining)
-	dst = binary.AppendUvarint(dst, r.retryAfter)
-	return binary.AppendUvarint(dst, r.reset)
+	return firstparty.AppendRateLimitTakeResult(dst, &firstparty.RateLimitTakeResult{
+		Allowed: r.allowed, Overflow: r.overflow, Remaining: r.remaining, RetryAfter: r.retryAfter, Reset: r.reset,
+	})
 }
 
 // rateLimiter holds the token buckets of one wasm runtime, a table per

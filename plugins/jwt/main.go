@@ -24,7 +24,9 @@ type Config firstparty.JWT
 // ClaimHeader forwards a claim as a request header.
 type ClaimHeader = firstparty.ClaimHeader
 
-var algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256"}
+// algorithms are the supported JWS algorithms, in the order of their
+// codes (algCode).
+var algorithms = firstparty.JWTAlgorithms
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {

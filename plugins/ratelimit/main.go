@@ -7,7 +7,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
 	"strconv"
@@ -172,12 +171,7 @@ func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 	if missing != "" {
 		return r.Deny(401, "rate limit: missing "+missing)
 	}
-	arg := make([]byte, 0, 16+len(key))
-	arg = append(arg, 1)
-	arg = binary.AppendUvarint(arg, f.p.rate)
-	arg = binary.AppendUvarint(arg, f.p.burst)
-	arg = binary.AppendUvarint(arg, 1)
-	arg = append(arg, key...)
+	arg := firstparty.AppendRateLimitTake(make([]byte, 0, 16+len(key)), &firstparty.RateLimitTakeArgs{Rate: f.p.rate, Burst: f.p.burst, Cost: 1, Key: key})
 	out, err := sdk.CallHost(hostTake, arg)
 	if err == nil {
 		f.res, err = decodeResult(out)
@@ -222,23 +216,13 @@ func (f *filter) headers() [][2]string {
 // seconds rounds milliseconds up to whole seconds.
 func seconds(ms uint64) uint64 { return (ms + 999) / 1000 }
 
-var errResult = errors.New("malformed result")
-
+// decodeResult decodes the host's answer (firstparty.RateLimitTakeResult).
 func decodeResult(b []byte) (result, error) {
-	var r result
-	if len(b) < 1 {
-		return r, errResult
+	r, err := firstparty.DecodeRateLimitTakeResult(b)
+	if err != nil {
+		return result{}, err
 	}
-	r.allowed = b[0]&1 != 0
-	b = b[1:]
-	for _, p := range []*uint64{&r.remaining, &r.retryAfter, &r.reset} {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return r, errResult
-		}
-		*p, b = v, b[n:]
-	}
-	return r, nil
+	return result{allowed: r.Allowed, remaining: r.Remaining, retryAfter: r.RetryAfter, reset: r.Reset}, nil
 }
 
 var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start}
