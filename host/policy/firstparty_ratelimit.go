@@ -45,7 +45,6 @@ import (
 const RateLimitTake = firstparty.RateLimitTake
 
 const (
-	rlVersion = firstparty.RateLimitTakeVersion
 	// Token amounts are kept in nano-tokens and time in microseconds: a rate
 	// of r thousandths of a token per second adds exactly r nano-tokens per
 	// microsecond, so refills are integer arithmetic without drift.
@@ -61,12 +60,6 @@ const (
 	// it a fresh burst) or get through unlimited; the keys that already
 	// have a bucket are unaffected.
 	DefaultRateLimitBuckets = 100_000
-)
-
-// rlFlags of the result.
-const (
-	rlAllowed  = firstparty.RateLimitAllowed
-	rlOverflow = firstparty.RateLimitOverflow
 )
 
 // RateLimit runs after authentication (it may key on a JWT claim or an

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
 // fakeClock is a monotonic clock the test moves.
@@ -622,7 +623,7 @@ func TestRateLimitStateOnChange(t *testing.T) {
 
 // encodeTake encodes RateLimitTake's arguments (what the plugin sends).
 func encodeTake(dst []byte, a takeArgs) []byte {
-	dst = append(dst, rlVersion)
+	dst = append(dst, firstparty.RateLimitTakeVersion)
 	dst = binary.AppendUvarint(dst, a.rate)
 	dst = binary.AppendUvarint(dst, a.burst)
 	dst = binary.AppendUvarint(dst, a.cost)
