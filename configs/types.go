@@ -629,4 +629,11 @@ type Wasm struct {
 	Timeout *Duration `json:"timeout,omitempty"`
 	// MaxMemory caps one VM's memory (default 32Mi).
 	MaxMemory *Size `json:"maxMemory,omitempty"`
+	// Authenticates declares that the plugin authenticates requests, as
+	// JWT and KeyAuth do (default false). The response cache then treats
+	// the responses of the rules the policy applies to as answers to
+	// requests with Authorization: not shared unless the backend marks
+	// them public (or s-maxage, must-revalidate). An authenticating policy
+	// must fail closed: failurePolicy FailOpen is refused with it.
+	Authenticates bool `json:"authenticates,omitempty"`
 }

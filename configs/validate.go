@@ -559,6 +559,9 @@ func validatePolicy(o *object, s *PolicySpec) {
 		if m := w.MaxMemory; m != nil && (m.Bytes < 1<<16 || m.Bytes > 4<<30) {
 			o.errorf("spec.wasm.maxMemory", "must be between 64Ki (one wasm page) and 4Gi, got %d bytes", m.Bytes)
 		}
+		if w.Authenticates && s.FailurePolicy == "FailOpen" {
+			o.errorf("spec.wasm.authenticates", "an authenticating policy must fail closed, and failurePolicy is FailOpen (a failed check would let the request through)")
+		}
 	}
 }
 

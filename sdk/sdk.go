@@ -1,5 +1,7 @@
 // Package sdk is what NovaEdge policy plugins are written against: the
-// four bundled policies and users' own. A plugin is a proxy-wasm module
+// five bundled policies (plugins/: CORS, JWT, KeyAuth, RateLimit,
+// SecurityHeaders) and users' own. Package firstparty holds the bundled
+// policies' configuration wire format, shared with the host. A plugin is a proxy-wasm module
 // built with TinyGo; this package hides the ABI's context bookkeeping and
 // leaves a plugin three things to write: its configuration type, what it
 // does with a request, and what it does with the response.

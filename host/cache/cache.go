@@ -410,21 +410,6 @@ func (c *Cache) Purge(prefix string) int {
 	return n
 }
 
-// Len is how many responses the cache holds.
-func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, m := range c.index {
-		for _, e := range m {
-			if !e.marker {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // Flight is one upstream request that concurrent misses of a key wait
 // for.
 type Flight struct {

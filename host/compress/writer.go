@@ -53,15 +53,6 @@ func (w *Writer) Header() http.Header { return w.rw.Header() }
 // Unwrap returns the underlying writer (for http.ResponseController).
 func (w *Writer) Unwrap() http.ResponseWriter { return w.rw }
 
-// Encoding returns the coding chosen for the response so far: Identity
-// until the decision, and when the response goes unencoded.
-func (w *Writer) Encoding() Algorithm {
-	if w.state == stateEncoding {
-		return w.alg
-	}
-	return Identity
-}
-
 // WriteHeader records the status and decides what it can from the
 // headers. Informational statuses (1xx but 101) pass straight through.
 func (w *Writer) WriteHeader(code int) {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -276,7 +275,9 @@ func appendJSONString(b []byte, s string) []byte {
 // soon as wakeBytes wait, and writes it in one call. (Waking the writer
 // for every line would cost each request a goroutine switch.)
 // A request never waits for the writer: when maxPending bytes already
-// wait (the writer is slow), its line is dropped and counted.
+// wait (the writer is slow), its line is dropped and counted
+// (novaedge_access_log_dropped_total); a batch the writer fails to write
+// is counted too (novaedge_access_log_write_errors_total).
 type Sink struct {
 	w    io.Writer
 	m    *Metrics
@@ -290,9 +291,6 @@ type Sink struct {
 	spare   []byte // the writer's last batch, emptied, for reuse
 	closed  bool
 	limit   int // of pending bytes
-
-	dropped atomic.Uint64
-	failed  atomic.Uint64
 }
 
 const (
@@ -306,7 +304,7 @@ const (
 )
 
 // NewSink starts a sink writing to w; m (may be nil) counts the lines
-// dropped. Close stops it.
+// dropped and the failed writes. Close stops it.
 func NewSink(w io.Writer, m *Metrics) *Sink { return newSink(w, m, maxPending) }
 
 func newSink(w io.Writer, m *Metrics, limit int) *Sink {
@@ -315,19 +313,12 @@ func newSink(w io.Writer, m *Metrics, limit int) *Sink {
 	return s
 }
 
-// Dropped is the number of lines dropped because the writer was behind.
-func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
-
-// Failed is the number of batches the writer could not write.
-func (s *Sink) Failed() uint64 { return s.failed.Load() }
-
 // put queues the line in *bp and gives bp back to the pool.
 func (s *Sink) put(bp *[]byte) {
 	line := *bp
 	s.mu.Lock()
 	if s.closed || len(s.pending)+len(line) > s.limit {
 		s.mu.Unlock()
-		s.dropped.Add(1)
 		if s.m != nil {
 			s.m.logDropped.Inc()
 		}
@@ -377,8 +368,8 @@ func (s *Sink) flush() {
 			s.mu.Unlock()
 			return
 		}
-		if _, err := s.w.Write(batch); err != nil {
-			s.failed.Add(1)
+		if _, err := s.w.Write(batch); err != nil && s.m != nil {
+			s.m.logWriteErrors.Inc()
 		}
 		s.mu.Lock()
 		if cap(batch) <= s.limit {

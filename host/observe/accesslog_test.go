@@ -2,6 +2,7 @@ package observe
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -11,6 +12,11 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestExcluded(t *testing.T) {
@@ -131,9 +137,30 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// exposed returns a counter of m as a Prometheus scrape shows it (the
+// text format /metrics serves), or -1 if it is not there.
+func exposed(t *testing.T, m *Metrics, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	f := fams[name]
+	if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].Counter == nil {
+		return -1
+	}
+	return f.GetMetric()[0].Counter.GetValue()
+}
+
 // TestSinkDropsWhenBehind: a writer that does not move never blocks the
-// callers: lines past the limit are dropped and counted, the waiting ones
-// are written at Close.
+// callers: lines past the limit are dropped and counted in
+// novaedge_access_log_dropped_total, the waiting ones are written at
+// Close.
 func TestSinkDropsWhenBehind(t *testing.T) {
 	w := &blockingWriter{started: make(chan struct{}, 1), release: make(chan struct{})}
 	m := NewMetrics()
@@ -144,8 +171,8 @@ func TestSinkDropsWhenBehind(t *testing.T) {
 	for i := 0; i < 110; i++ {
 		s.put(line())
 	}
-	if s.Dropped() != 10 {
-		t.Errorf("dropped %d, want 10", s.Dropped())
+	if got := exposed(t, m, "novaedge_access_log_dropped_total"); got != 10 {
+		t.Errorf("novaedge_access_log_dropped_total %v, want 10", got)
 	}
 	close(w.release)
 	s.Close()
@@ -153,9 +180,35 @@ func TestSinkDropsWhenBehind(t *testing.T) {
 		t.Errorf("%d lines written, want 101", w.lines)
 	}
 	s.put(line()) // after Close: dropped, not blocking
-	if s.Dropped() != 11 {
-		t.Errorf("a line after Close: dropped %d, want 11", s.Dropped())
+	if got := exposed(t, m, "novaedge_access_log_dropped_total"); got != 11 {
+		t.Errorf("a line after Close: novaedge_access_log_dropped_total %v, want 11", got)
 	}
+	if got := exposed(t, m, "novaedge_access_log_write_errors_total"); got != 0 {
+		t.Errorf("novaedge_access_log_write_errors_total %v, want 0", got)
+	}
+}
+
+// failingWriter fails every write.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestSinkWriteErrors: a batch the writer fails is counted in
+// novaedge_access_log_write_errors_total; a sink without metrics only
+// loses it.
+func TestSinkWriteErrors(t *testing.T) {
+	m := NewMetrics()
+	s := NewSink(failingWriter{}, m)
+	b := []byte("line\n")
+	s.put(&b)
+	s.Close() // writes what waits
+	if got := exposed(t, m, "novaedge_access_log_write_errors_total"); got != 1 {
+		t.Errorf("novaedge_access_log_write_errors_total %v, want 1", got)
+	}
+	quiet := NewSink(failingWriter{}, nil)
+	b2 := []byte("line\n")
+	quiet.put(&b2)
+	quiet.Close()
 }
 
 type wrapper struct{ http.ResponseWriter }

@@ -23,8 +23,9 @@
 // appendJSON), written by the Sink's goroutine to stdout (or
 // proxy.Options.AccessLog) at most every 100 ms; a slow writer never
 // blocks a request: past 4 MiB waiting, lines are dropped and counted
-// (novaedge_access_log_dropped_total). excludePaths and sampleRate are
-// described at accessLog.
+// (novaedge_access_log_dropped_total); batches the writer fails are
+// counted in novaedge_access_log_write_errors_total. excludePaths and
+// sampleRate are described at accessLog.
 //
 // Tracing: W3C traceparent/tracestate (the SDK's propagator). A request's
 // server span continues the client's trace, or starts one; sampling is

@@ -24,6 +24,7 @@ import (
 //	novaedge_upstream_retries_total{route,backend}
 //	novaedge_policy_duration_seconds{policy,phase}           a policy's request or response callbacks
 //	novaedge_access_log_dropped_total                        lines dropped: the writer was behind
+//	novaedge_access_log_write_errors_total                   batches of lines the writer failed to write
 //	novaedge_backend_endpoint_healthy{backend,endpoint}      1 when passing active health checks
 //	novaedge_backend_endpoint_ejected{backend,endpoint}      1 when ejected by outlier detection
 //	novaedge_backend_endpoints_available{backend}            healthy and not ejected
@@ -43,6 +44,8 @@ type Metrics struct {
 	inflight   prometheus.Gauge
 	conns      prometheus.Gauge
 	logDropped prometheus.Counter
+	// logWriteErrors counts the batches the access log's writer failed.
+	logWriteErrors prometheus.Counter
 
 	// Cache and Compression are incremented by the response cache and
 	// the compressor; they are registered with the rest.
@@ -108,6 +111,9 @@ func NewMetrics() *Metrics {
 		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "novaedge_access_log_dropped_total", Help: "Access log lines dropped because the writer was behind.",
 		}),
+		logWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "novaedge_access_log_write_errors_total", Help: "Batches of access log lines the writer failed to write (the lines are lost).",
+		}),
 		Cache: CacheMetrics{
 			Hits:      prometheus.NewCounter(prometheus.CounterOpts{Name: "novaedge_cache_hits_total", Help: "Responses served from the cache."}),
 			Misses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "novaedge_cache_misses_total", Help: "Cacheable requests not found in the cache."}),
@@ -138,7 +144,7 @@ func (m *Metrics) ConnClosed() { m.conns.Dec() }
 func (m *Metrics) collectors() []prometheus.Collector {
 	c := m.Cache
 	return []prometheus.Collector{
-		m.requests, m.duration, m.upstream, m.retries, m.policy, m.inflight, m.conns, m.logDropped,
+		m.requests, m.duration, m.upstream, m.retries, m.policy, m.inflight, m.conns, m.logDropped, m.logWriteErrors,
 		c.Hits, c.Misses, c.Stores, c.Evictions, c.Bytes, c.Entries,
 		m.Compression.Responses, m.Compression.BytesIn, m.Compression.BytesOut,
 	}

@@ -197,6 +197,7 @@ func TestMetrics(t *testing.T) {
 		{"novaedge_backend_breaker_rejections_total", map[string]string{"backend": "t/b"}, 0},
 		{"novaedge_backend_breaker_active", map[string]string{"backend": "t/slow"}, 0},
 		{"novaedge_access_log_dropped_total", nil, 0},
+		{"novaedge_access_log_write_errors_total", nil, 0},
 		{"novaedge_cache_hits_total", nil, 0},
 		{"novaedge_compression_bytes_in_total", nil, 0},
 	} {

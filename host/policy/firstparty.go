@@ -9,73 +9,34 @@ import (
 )
 
 // The first-party policy types run bundled plugins (plugins/<name>). Each
-// gets its ProxyPolicy block as the plugin's configuration, in the JSON
-// its Config type reads (plugins/<name>/README.md): the same as the YAML
-// block, with durations in whole seconds.
-var firstParty = map[string]string{
-	configs.PolicyCORS:            "cors",
-	configs.PolicySecurityHeaders: "securityheaders",
-	configs.PolicyRateLimit:       "ratelimit",
-	configs.PolicyJWT:             "jwt",
-	configs.PolicyKeyAuth:         "keyauth",
-}
+// gets its ProxyPolicy block as the plugin's configuration, converted by
+// its Type.Config into the JSON of its sdk/firstparty type (the plugin's
+// Config): the same as the YAML block, with durations in whole seconds.
 
 // ActiveTypes lists the first-party policy types whose plugin this build
 // bundles (besides Wasm, always active).
 func ActiveTypes() []string {
 	mods := bundled.Modules()
 	var out []string
-	for typ, name := range firstParty {
-		if _, ok := mods[name]; ok {
-			out = append(out, typ)
+	for _, t := range Types() {
+		if _, ok := mods[t.Module]; ok && t.Module != "" {
+			out = append(out, t.Name)
 		}
 	}
 	return out
 }
 
-// pluginConfigs turn a first-party policy's block into its plugin's
-// configuration (a value marshalled to JSON). Each type registers its own,
-// in its file.
-var pluginConfigs = map[string]func(*configs.Policy) (any, error){
-	configs.PolicyCORS: corsPluginConfig,
-}
-
 // firstPartyConfig returns the bundled module and plugin configuration of
 // a first-party policy.
 func firstPartyConfig(p *configs.Policy) (module string, config []byte, err error) {
-	conv := pluginConfigs[p.Spec.Type]
-	if conv == nil {
+	t, ok := Lookup(p.Spec.Type)
+	if !ok || t.Config == nil {
 		return "", nil, fmt.Errorf("policy type %s has no bundled plugin", p.Spec.Type)
 	}
-	v, err := conv(p)
+	v, err := t.Config(p)
 	if err != nil {
 		return "", nil, err
 	}
 	config, err = json.Marshal(v)
-	return firstParty[p.Spec.Type], config, err
-}
-
-func corsPluginConfig(p *configs.Policy) (any, error) {
-	c := p.Spec.CORS
-	if c == nil {
-		return nil, fmt.Errorf("spec.cors: required for type CORS")
-	}
-	return corsConfig{
-		AllowOrigins:     c.AllowOrigins,
-		AllowMethods:     c.AllowMethods,
-		AllowHeaders:     c.AllowHeaders,
-		ExposeHeaders:    c.ExposeHeaders,
-		MaxAgeSeconds:    int64(c.MaxAge.D(0).Seconds()),
-		AllowCredentials: c.AllowCredentials,
-	}, nil
-}
-
-// corsConfig is plugins/cors's Config.
-type corsConfig struct {
-	AllowOrigins     []string `json:"allowOrigins"`
-	AllowMethods     []string `json:"allowMethods,omitempty"`
-	AllowHeaders     []string `json:"allowHeaders,omitempty"`
-	ExposeHeaders    []string `json:"exposeHeaders,omitempty"`
-	MaxAgeSeconds    int64    `json:"maxAgeSeconds,omitempty"`
-	AllowCredentials bool     `json:"allowCredentials,omitempty"`
+	return t.Module, config, err
 }

@@ -11,47 +11,28 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
+// The JWT policy (plugins/jwt) authenticates: it runs after CORS (whose
+// preflights carry no credentials) and before KeyAuth and RateLimit (which
+// may key on its claims).
 func init() {
-	pluginConfigs[configs.PolicyJWT] = jwtPluginConfig
-	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) func(string) {
-		m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
-			return []byte{jwtVerify(arg)}, nil
-		}
-		return nil // stateless
+	Register(Type{
+		Name: configs.PolicyJWT, Module: "jwt", Order: 20, Authenticates: always, Config: jwtPluginConfig,
+		HostFuncs: func(m map[string]wasm.ForeignFunc) func(string) {
+			m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
+				return []byte{jwtVerify(arg)}, nil
+			}
+			return nil // stateless
+		},
 	})
-}
-
-// jwtConfig is plugins/jwt's Config.
-type jwtConfig struct {
-	Issuer             string           `json:"issuer,omitempty"`
-	Audience           []string         `json:"audience,omitempty"`
-	JWKSURI            string           `json:"jwksUri,omitempty"`
-	JWKS               string           `json:"jwks,omitempty"`
-	HeaderName         string           `json:"headerName,omitempty"`
-	HeaderPrefix       string           `json:"headerPrefix,omitempty"`
-	Cookie             string           `json:"cookie,omitempty"`
-	QueryParameter     string           `json:"queryParameter,omitempty"`
-	AllowedAlgorithms  []string         `json:"allowedAlgorithms,omitempty"`
-	HMACSecret         string           `json:"hmacSecret,omitempty"`
-	ClockSkewSeconds   int              `json:"clockSkewSeconds,omitempty"`
-	ForwardClaims      []jwtClaimHeader `json:"forwardClaims,omitempty"`
-	RemoveCredential   bool             `json:"removeCredential,omitempty"`
-	JWKSCacheSeconds   int              `json:"jwksCacheSeconds,omitempty"`
-	JWKSRefreshSeconds int              `json:"jwksRefreshSeconds,omitempty"`
-}
-
-type jwtClaimHeader struct {
-	Claim  string `json:"claim"`
-	Header string `json:"header"`
 }
 
 // seconds is a duration for the plugin: whole seconds, 0 kept as -1 (the
@@ -66,12 +47,13 @@ func seconds(d *configs.Duration) int {
 	return -1
 }
 
+// jwtPluginConfig converts spec.jwt (durations in whole seconds).
 func jwtPluginConfig(p *configs.Policy) (any, error) {
 	j := p.Spec.JWT
 	if j == nil {
 		return nil, fmt.Errorf("spec.jwt: required for type JWT")
 	}
-	c := jwtConfig{
+	c := firstparty.JWT{
 		Issuer:             j.Issuer,
 		Audience:           j.Audience,
 		JWKSURI:            j.JWKSURI,
@@ -88,7 +70,7 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 		JWKSRefreshSeconds: seconds(j.JWKSRefreshInterval),
 	}
 	for _, f := range j.ForwardClaims {
-		c.ForwardClaims = append(c.ForwardClaims, jwtClaimHeader{Claim: f.Claim, Header: f.Header})
+		c.ForwardClaims = append(c.ForwardClaims, firstparty.ClaimHeader{Claim: f.Claim, Header: f.Header})
 	}
 	return c, nil
 }
@@ -96,46 +78,42 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 // jwtVerifyFunc is the host function that checks one JWS signature with
 // one key, for plugins/jwt (the guest picks the key from its JWKS and
 // enforces its allow-list; RSA and ECDSA in the VM would be far too slow).
-//
-// Argument: version (1), algorithm code, key type code, then four fields,
-// each a uvarint length and its bytes: key component a, key component b,
-// the signing input (base64url header "." base64url payload) and the raw
-// signature. Key components are raw big-endian bytes: RSA n, e; EC x, y;
-// Ed25519 x (b empty); HMAC k (b empty).
-//
-// Result: one byte, jwtVerifyOK, jwtVerifyBad (the signature does not
-// verify) or jwtVerifyRefused (a malformed argument, an unknown code, or an
+// Its argument and result are sdk/firstparty's (JWTVerifyArgs), shared
+// with the plugin: version, algorithm and key type codes, then the key's
+// components, the signing input and the signature. The result is
+// jwtVerifyOK, jwtVerifyBad (the signature does not verify) or
+// jwtVerifyRefused (a malformed argument, an unknown code, or an
 // algorithm that does not fit the key: HS256 with an RSA key is algorithm
 // confusion and is refused here too).
-const jwtVerifyFunc = "novaedge.jwt_verify"
+const jwtVerifyFunc = firstparty.JWTVerify
 
 const (
-	jwtVerifyBad     = 0
-	jwtVerifyOK      = 1
-	jwtVerifyRefused = 2
+	jwtVerifyBad     = firstparty.JWTVerifyBad
+	jwtVerifyOK      = firstparty.JWTVerifyOK
+	jwtVerifyRefused = firstparty.JWTVerifyRefused
 )
 
-// Algorithm codes (plugins/jwt/keys.go).
+// Algorithm codes.
 const (
-	jwtRS256 = 1 + iota
-	jwtRS384
-	jwtRS512
-	jwtPS256
-	jwtPS384
-	jwtPS512
-	jwtES256
-	jwtES384
-	jwtEdDSA
-	jwtHS256
+	jwtRS256 = firstparty.JWTRS256
+	jwtRS384 = firstparty.JWTRS384
+	jwtRS512 = firstparty.JWTRS512
+	jwtPS256 = firstparty.JWTPS256
+	jwtPS384 = firstparty.JWTPS384
+	jwtPS512 = firstparty.JWTPS512
+	jwtES256 = firstparty.JWTES256
+	jwtES384 = firstparty.JWTES384
+	jwtEdDSA = firstparty.JWTEdDSA
+	jwtHS256 = firstparty.JWTHS256
 )
 
 // Key type codes.
 const (
-	jwtKtyRSA  = 1
-	jwtKtyP256 = 2
-	jwtKtyP384 = 3
-	jwtKtyEd   = 4
-	jwtKtyOct  = 5
+	jwtKtyRSA  = firstparty.JWTKeyRSA
+	jwtKtyP256 = firstparty.JWTKeyP256
+	jwtKtyP384 = firstparty.JWTKeyP384
+	jwtKtyEd   = firstparty.JWTKeyEd25519
+	jwtKtyOct  = firstparty.JWTKeyOct
 )
 
 // jwtVerifyArg is a decoded argument.
@@ -146,30 +124,14 @@ type jwtVerifyArg struct {
 	sig      []byte
 }
 
-var errJWTArg = errors.New("malformed jwt_verify argument")
-
 // decodeJWTVerify decodes the host function's argument; the fields alias
 // arg.
 func decodeJWTVerify(arg []byte) (jwtVerifyArg, error) {
-	var v jwtVerifyArg
-	if len(arg) < 3 || arg[0] != 1 {
-		return v, errJWTArg
+	a, err := firstparty.DecodeJWTVerify(arg)
+	if err != nil {
+		return jwtVerifyArg{}, err
 	}
-	v.alg, v.kty = arg[1], arg[2]
-	rest := arg[3:]
-	fields := [4]*[]byte{&v.a, &v.b, &v.input, &v.sig}
-	for _, f := range fields {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || n > uint64(len(rest)-k) {
-			return v, errJWTArg
-		}
-		*f = rest[k : k+int(n)]
-		rest = rest[k+int(n):]
-	}
-	if len(rest) != 0 {
-		return v, errJWTArg
-	}
-	return v, nil
+	return jwtVerifyArg{alg: a.Alg, kty: a.Kty, a: a.A, b: a.B, input: a.Input, sig: a.Sig}, nil
 }
 
 // jwtVerify checks the signature the argument describes.

@@ -9,9 +9,14 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
-func init() { pluginConfigs[configs.PolicyKeyAuth] = keyAuthPluginConfig }
+// The KeyAuth policy (plugins/keyauth) authenticates: it runs after JWT
+// and before RateLimit (which may key on its consumer).
+func init() {
+	Register(Type{Name: configs.PolicyKeyAuth, Module: "keyauth", Order: 30, Authenticates: always, Config: keyAuthPluginConfig})
+}
 
 // keyAuthPluginConfig reads the policy's keys — its keys list and its
 // keysFile (relative to the file that declares the policy) — and gives
@@ -21,7 +26,7 @@ func keyAuthPluginConfig(p *configs.Policy) (any, error) {
 	if k == nil {
 		return nil, fmt.Errorf("spec.keyAuth: required for type KeyAuth")
 	}
-	c := keyAuthConfig{Header: k.Header, Query: k.Query, HideCredentials: k.HideCredentials, ConsumerHeader: k.ConsumerHeader}
+	c := firstparty.KeyAuth{Header: k.Header, Query: k.Query, HideCredentials: k.HideCredentials, ConsumerHeader: k.ConsumerHeader}
 	seen := map[string]string{} // hash → where
 	add := func(where, sum, consumer string) error {
 		sum = strings.ToLower(sum)
@@ -29,7 +34,7 @@ func keyAuthPluginConfig(p *configs.Policy) (any, error) {
 			return fmt.Errorf("%s: the same key as %s", where, prev)
 		}
 		seen[sum] = where
-		c.Keys = append(c.Keys, keyAuthKey{SHA256: sum, Consumer: consumer})
+		c.Keys = append(c.Keys, firstparty.APIKey{SHA256: sum, Consumer: consumer})
 		return nil
 	}
 	for i, key := range k.Keys {
@@ -101,18 +106,4 @@ func parseKeysFile(data []byte) ([]keyEntry, error) {
 		out = append(out, keyEntry{key: key, consumer: consumer, line: n})
 	}
 	return out, sc.Err()
-}
-
-// keyAuthConfig is plugins/keyauth's Config.
-type keyAuthConfig struct {
-	Keys            []keyAuthKey `json:"keys"`
-	Header          string       `json:"header,omitempty"`
-	Query           string       `json:"query,omitempty"`
-	HideCredentials bool         `json:"hideCredentials,omitempty"`
-	ConsumerHeader  string       `json:"consumerHeader,omitempty"`
-}
-
-type keyAuthKey struct {
-	SHA256   string `json:"sha256"`
-	Consumer string `json:"consumer"`
 }

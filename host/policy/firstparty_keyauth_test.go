@@ -115,7 +115,7 @@ func TestKeyAuthPluginConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"keys":[{"sha256":"` + hashKey("k-inline") + `","consumer":"alice"},{"sha256":"` + hashKey("k-hashed") + `","consumer":"bob"},` +
-		`{"sha256":"` + hashKey("k-file") + `","consumer":"Dave Smith"}],"header":"X-API-Key","hideCredentials":true,"consumerHeader":"X-Consumer"}`
+		`{"sha256":"` + hashKey("k-file") + `","consumer":"Dave Smith"}],"header":"X-API-Key","query":"","hideCredentials":true,"consumerHeader":"X-Consumer"}`
 	if string(data) != want {
 		t.Errorf("config\n got %s\nwant %s", data, want)
 	}
@@ -153,7 +153,11 @@ func TestKeyAuthPluginConfig(t *testing.T) {
 // consumerReader stands for a policy that runs after KeyAuth (a RateLimit
 // keyed on the consumer): it reads the keyauth.consumer property the
 // plugin set and shows it to the backend.
-type consumerReader struct{}
+// It has its type's traits (RateLimit's place in the order), as a built
+// policy does.
+type consumerReader struct{ traits proxy.PolicyTraits }
+
+func (c consumerReader) Traits() proxy.PolicyTraits { return c.traits }
 
 func (consumerReader) NewStream(_ context.Context, _ *http.Request, info proxy.StreamInfo) (proxy.PolicyStream, error) {
 	return &consumerStream{state: info.State}, nil
@@ -210,7 +214,7 @@ spec:
 	b := &Builder{Runtime: rt}
 	build := func(ctx context.Context, p *configs.Policy) (proxy.Policy, error) {
 		if p.Spec.Type == configs.PolicyRateLimit {
-			return consumerReader{}, nil
+			return consumerReader{traits: Traits(p)}, nil
 		}
 		return b.Build(ctx, p)
 	}

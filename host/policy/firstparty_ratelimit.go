@@ -3,9 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -13,13 +11,16 @@ import (
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
 // The RateLimit policy (plugins/ratelimit) keeps its token buckets here, in
 // the host, so that every VM of a plugin shares one bucket per key. The
 // plugin calls the host function RateLimitTake once per request.
 
-// RateLimitTake is the host function that takes tokens from a bucket.
+// RateLimitTake is the host function that takes tokens from a bucket. Its
+// encoding is sdk/firstparty's (RateLimitTakeArgs, RateLimitTakeResult),
+// shared with the plugin; the host accepts these ranges.
 //
 // Arguments (compact, every integer an unsigned LEB128 varint):
 //
@@ -41,10 +42,9 @@ import (
 // plugin cannot reach another's. They live as long as the runtime, across
 // configuration reloads; a bucket whose rate or burst changed keeps its
 // tokens (at most the new burst).
-const RateLimitTake = "novaedge.ratelimit.take"
+const RateLimitTake = firstparty.RateLimitTake
 
 const (
-	rlVersion = 1
 	// Token amounts are kept in nano-tokens and time in microseconds: a rate
 	// of r thousandths of a token per second adds exactly r nano-tokens per
 	// microsecond, so refills are integer arithmetic without drift.
@@ -62,18 +62,16 @@ const (
 	DefaultRateLimitBuckets = 100_000
 )
 
-// rlFlags of the result.
-const (
-	rlAllowed  = 1
-	rlOverflow = 2
-)
-
+// RateLimit runs after authentication (it may key on a JWT claim or an
+// API key's consumer) and before users' Wasm policies.
 func init() {
-	pluginConfigs[configs.PolicyRateLimit] = ratelimitPluginConfig
-	hostFuncMakers = append(hostFuncMakers, func(m map[string]wasm.ForeignFunc) func(string) {
-		l := newRateLimiter(monotonicClock(), DefaultRateLimitBuckets)
-		m[RateLimitTake] = l.foreign
-		return l.reset
+	Register(Type{
+		Name: configs.PolicyRateLimit, Module: "ratelimit", Order: 40, Config: ratelimitPluginConfig,
+		HostFuncs: func(m map[string]wasm.ForeignFunc) func(string) {
+			l := newRateLimiter(monotonicClock(), DefaultRateLimitBuckets)
+			m[RateLimitTake] = l.foreign
+			return l.reset
+		},
 	})
 }
 
@@ -91,52 +89,29 @@ type takeArgs struct {
 	key   []byte
 }
 
-var errTakeArgs = errors.New("ratelimit: malformed arguments")
+var errTakeArgs = firstparty.ErrRateLimitTake
 
-// decodeTake decodes RateLimitTake's arguments. It never panics and
-// rejects out-of-range values; key aliases b.
+// decodeTake decodes RateLimitTake's arguments (firstparty's decoder) and
+// checks their ranges. It never panics; key aliases b.
 func decodeTake(b []byte) (takeArgs, error) {
-	var a takeArgs
-	if len(b) < 1 || b[0] != rlVersion {
-		return a, fmt.Errorf("%w: version", errTakeArgs)
+	w, err := firstparty.DecodeRateLimitTake(b)
+	if err != nil {
+		return takeArgs{}, err
 	}
-	b = b[1:]
-	var err error
-	if a.rate, b, err = uvarintIn(b, "rate", 1, rlMaxRate); err != nil {
-		return a, err
-	}
-	if a.burst, b, err = uvarintIn(b, "burst", 1, rlMaxBurst); err != nil {
-		return a, err
-	}
-	if a.cost, b, err = uvarintIn(b, "cost", 0, rlMaxBurst); err != nil {
-		return a, err
+	a := takeArgs{rate: w.Rate, burst: w.Burst, cost: w.Cost, key: w.Key}
+	for _, f := range []struct {
+		name   string
+		v      uint64
+		lo, hi uint64
+	}{{"rate", a.rate, 1, rlMaxRate}, {"burst", a.burst, 1, rlMaxBurst}, {"cost", a.cost, 0, rlMaxBurst}} {
+		if f.v < f.lo || f.v > f.hi {
+			return takeArgs{}, fmt.Errorf("%w: %s %d out of range", errTakeArgs, f.name, f.v)
+		}
 	}
 	if a.cost > a.burst {
-		return a, fmt.Errorf("%w: cost %d over burst %d", errTakeArgs, a.cost, a.burst)
+		return takeArgs{}, fmt.Errorf("%w: cost %d over burst %d", errTakeArgs, a.cost, a.burst)
 	}
-	a.key = b
 	return a, nil
-}
-
-// uvarintIn reads a varint in [lo, hi] from b and returns the rest.
-func uvarintIn(b []byte, name string, lo, hi uint64) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, b, fmt.Errorf("%w: %s", errTakeArgs, name)
-	}
-	if v < lo || v > hi {
-		return 0, b, fmt.Errorf("%w: %s %d out of range", errTakeArgs, name, v)
-	}
-	return v, b[n:], nil
-}
-
-// encodeTake encodes RateLimitTake's arguments (what the plugin sends).
-func encodeTake(dst []byte, a takeArgs) []byte {
-	dst = append(dst, rlVersion)
-	dst = binary.AppendUvarint(dst, a.rate)
-	dst = binary.AppendUvarint(dst, a.burst)
-	dst = binary.AppendUvarint(dst, a.cost)
-	return append(dst, a.key...)
 }
 
 // takeResult is what a take answers.
@@ -148,17 +123,9 @@ type takeResult struct {
 }
 
 func (r takeResult) encode(dst []byte) []byte {
-	var flags byte
-	if r.allowed {
-		flags |= rlAllowed
-	}
-	if r.overflow {
-		flags |= rlOverflow
-	}
-	dst = append(dst, flags)
-	dst = binary.AppendUvarint(dst, r.remaining)
-	dst = binary.AppendUvarint(dst, r.retryAfter)
-	return binary.AppendUvarint(dst, r.reset)
+	return firstparty.AppendRateLimitTakeResult(dst, &firstparty.RateLimitTakeResult{
+		Allowed: r.allowed, Overflow: r.overflow, Remaining: r.remaining, RetryAfter: r.retryAfter, Reset: r.reset,
+	})
 }
 
 // rateLimiter holds the token buckets of one wasm runtime, a table per
@@ -206,19 +173,6 @@ func (l *rateLimiter) reset(caller string) {
 	l.mu.Lock()
 	delete(l.tables, caller)
 	l.mu.Unlock()
-}
-
-// buckets returns how many buckets the caller's table holds (tests).
-func (l *rateLimiter) buckets(caller string) int {
-	l.mu.RLock()
-	t := l.tables[caller]
-	l.mu.RUnlock()
-	if t == nil {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.buckets)
 }
 
 // bucketTable is one plugin's buckets, with a least-recently-used list:
@@ -364,14 +318,7 @@ func microsToMillis(us uint64) uint64 { return divUp(us, 1000) }
 
 // ------------------------------------------------------------ configuration
 
-// ratelimitConfig is plugins/ratelimit's Config.
-type ratelimitConfig struct {
-	RequestsPerSecond float64 `json:"requestsPerSecond"`
-	Burst             int     `json:"burst,omitempty"`
-	Key               string  `json:"key,omitempty"`
-	OnMissingKey      string  `json:"onMissingKey,omitempty"`
-}
-
+// ratelimitPluginConfig converts spec.rateLimit, as is.
 func ratelimitPluginConfig(p *configs.Policy) (any, error) {
 	r := p.Spec.RateLimit
 	if r == nil {
@@ -380,7 +327,7 @@ func ratelimitPluginConfig(p *configs.Policy) (any, error) {
 	if math.IsNaN(r.RequestsPerSecond) || math.IsInf(r.RequestsPerSecond, 0) {
 		return nil, fmt.Errorf("spec.rateLimit.requestsPerSecond: not a number")
 	}
-	return ratelimitConfig{
+	return firstparty.RateLimit{
 		RequestsPerSecond: r.RequestsPerSecond,
 		Burst:             r.Burst,
 		Key:               r.Key,

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/host/proxy"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
 // fakeClock is a monotonic clock the test moves.
@@ -617,4 +619,26 @@ func TestRateLimitStateOnChange(t *testing.T) {
 			t.Errorf("%s: %s, want %s", step.name, got, step.want)
 		}
 	}
+}
+
+// encodeTake encodes RateLimitTake's arguments (what the plugin sends).
+func encodeTake(dst []byte, a takeArgs) []byte {
+	dst = append(dst, firstparty.RateLimitTakeVersion)
+	dst = binary.AppendUvarint(dst, a.rate)
+	dst = binary.AppendUvarint(dst, a.burst)
+	dst = binary.AppendUvarint(dst, a.cost)
+	return append(dst, a.key...)
+}
+
+// buckets returns how many buckets the caller's table holds.
+func (l *rateLimiter) buckets(caller string) int {
+	l.mu.RLock()
+	t := l.tables[caller]
+	l.mu.RUnlock()
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.buckets)
 }

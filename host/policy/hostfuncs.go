@@ -2,12 +2,6 @@ package policy
 
 import "github.com/novaedge/novaedge/host/wasm"
 
-// hostFuncMakers add the host functions of the first-party plugins (fast
-// primitives outside the VMs, such as the rate limiter's token buckets) to
-// a runtime's set, and return what forgets a plugin's state in them (or
-// nil). Each first-party policy registers its own, in its file.
-var hostFuncMakers []func(map[string]wasm.ForeignFunc) (reset func(plugin string))
-
 // Host is the host functions of one wasm runtime (wasm.Options.Foreign)
 // and their state, such as token buckets, which belongs to the runtime
 // that serves and lives across configuration changes.
@@ -16,11 +10,16 @@ type Host struct {
 	resets []func(string)
 }
 
-// NewHost returns fresh host functions for one wasm runtime.
+// NewHost returns fresh host functions for one wasm runtime: those of
+// every registered policy type (Type.HostFuncs: fast primitives outside
+// the VMs, such as the rate limiter's token buckets).
 func NewHost() *Host {
 	h := &Host{Funcs: map[string]wasm.ForeignFunc{}}
-	for _, add := range hostFuncMakers {
-		if reset := add(h.Funcs); reset != nil {
+	for _, t := range Types() {
+		if t.HostFuncs == nil {
+			continue
+		}
+		if reset := t.HostFuncs(h.Funcs); reset != nil {
 			h.resets = append(h.resets, reset)
 		}
 	}

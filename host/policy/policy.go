@@ -2,6 +2,15 @@
 // finds a policy's module, checks its pin, compiles it through the wasm
 // runtime (once per content hash), starts the plugin with the policy's
 // configuration, and adapts it to the request path's proxy.Policy.
+//
+// Each policy type is registered once (Register, registry.go), from its
+// own file: firstparty_<type>.go for the first-party types (the bundled
+// module, the conversion of the ProxyPolicy block into the plugin's
+// configuration, sdk/firstparty's wire format, the type's host
+// functions), wasm.go for users' Wasm policies. The registration also
+// gives the type's place in a rule's chain and whether it authenticates,
+// which the request path reads (proxy.PolicyTraits) instead of lists of
+// its own.
 package policy
 
 import (
@@ -44,9 +53,10 @@ type Builder struct {
 type stateKey struct{ module, rootID, vmID string }
 
 // Build is a proxy.PolicyBuilder: it makes the plugin of a Wasm policy,
-// or of a first-party policy (CORS, SecurityHeaders, RateLimit, JWT) from
-// its bundled module, and returns nil for the types whose module this
-// build does not bundle.
+// or of a first-party policy (CORS, SecurityHeaders, RateLimit, JWT,
+// KeyAuth) from its bundled module, and returns nil for the types whose
+// module this build does not bundle. The policy reports its type's
+// traits (Traits) to the request path.
 func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, error) {
 	opts := wasm.PluginOptions{Name: p.Metadata.Namespace + "/" + p.Metadata.Name}
 	var code []byte
@@ -77,15 +87,15 @@ func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, e
 			opts.MaxMemoryPages = uint32(w.MaxMemory.Bytes >> 16)
 		}
 	} else {
-		name, ok := firstParty[p.Spec.Type]
-		if code = b.bundled()[name]; !ok || code == nil {
+		t, ok := Lookup(p.Spec.Type)
+		if code = b.bundled()[t.Module]; !ok || t.Module == "" || code == nil {
 			return nil, nil // not bundled in this build: reported as not active
 		}
 		var err error
 		if _, opts.Configuration, err = firstPartyConfig(p); err != nil {
 			return nil, err
 		}
-		label = "bundled " + name
+		label = "bundled " + t.Module
 	}
 	mod, err := b.Runtime.Compile(ctx, code)
 	if err != nil {
@@ -99,7 +109,7 @@ func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, e
 	if err != nil {
 		return nil, err
 	}
-	return &wasmPolicy{plugin: plugin, module: mod.Hash()}, nil
+	return &wasmPolicy{plugin: plugin, module: mod.Hash(), traits: Traits(p)}, nil
 }
 
 // carryState decides what becomes of the state the host keeps for a
@@ -168,7 +178,12 @@ func jsonOf(v any) ([]byte, error) {
 type wasmPolicy struct {
 	plugin *wasm.Plugin
 	module string // content hash
+	traits proxy.PolicyTraits
 }
+
+// Traits reports the policy's place in the order and whether it
+// authenticates, from its type's registration.
+func (w *wasmPolicy) Traits() proxy.PolicyTraits { return w.traits }
 
 // Stats reports the plugin's VMs and counters for /status.
 func (w *wasmPolicy) Stats() proxy.PolicyStats {
@@ -249,7 +264,8 @@ func local(v wasm.Verdict) *proxy.LocalResponse {
 }
 
 var (
-	_ proxy.Policy        = (*wasmPolicy)(nil)
-	_ proxy.StatsReporter = (*wasmPolicy)(nil)
-	_ proxy.BodyStream    = (*wasmStream)(nil)
+	_ proxy.Policy         = (*wasmPolicy)(nil)
+	_ proxy.StatsReporter  = (*wasmPolicy)(nil)
+	_ proxy.TraitsReporter = (*wasmPolicy)(nil)
+	_ proxy.BodyStream     = (*wasmStream)(nil)
 )

@@ -473,7 +473,8 @@ func TestCachePolicies(t *testing.T) {
 		policyYAML("jwt", "JWT", "{kind: ProxyRoute, name: r, sectionName: authed}", "")
 	var open atomic.Int64
 	gw := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: func(ctx context.Context, p *configs.Policy) (Policy, error) {
-		return &fakePolicy{name: p.Metadata.Name, open: &open}, nil
+		// The JWT policy authenticates, as host/policy's registry says.
+		return &fakePolicy{name: p.Metadata.Name, open: &open, traits: PolicyTraits{Authenticates: p.Spec.Type == configs.PolicyJWT}}, nil
 	}})
 	base := gwtest.Serve(t, gw, res)
 	for i, step := range []struct {

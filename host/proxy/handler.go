@@ -271,7 +271,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		body:    body,
 	}
 	if table.cache != nil {
-		st.serveCached(w, r, ctx, fr, table.cache)
+		st.serveCached(ctx, w, r, fr, table.cache)
 		return
 	}
 	st.forward(ctx, w, r, fr)

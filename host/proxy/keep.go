@@ -64,10 +64,3 @@ func (k *kept[T]) put(key string) {
 	k.mu.Unlock()
 	e.close(e.v)
 }
-
-// len returns how many entries are held (tests).
-func (k *kept[T]) len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.m)
-}

@@ -194,3 +194,10 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 	t.Helper()
 	gwtest.WaitFor(t, 5*time.Second, cond, what)
 }
+
+// len returns how many entries are held.
+func (k *kept[T]) len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.m)
+}

@@ -102,43 +102,74 @@ type LocalResponse struct {
 // a policy type this build does not carry out (Inactive reports those).
 type PolicyBuilder func(ctx context.Context, p *configs.Policy) (Policy, error)
 
+// PolicyTraits is what the request path needs to know of a policy besides
+// running it. They belong to the policy's type and are declared once, in
+// the registry of policy types (host/policy: policy.Register); a policy
+// reports its own through TraitsReporter.
+type PolicyTraits struct {
+	// Order is the policy's place in its rule's chain among policies of
+	// the same spec.priority: lower runs first on the request path (and
+	// last on the response path).
+	Order int
+	// Authenticates: the policy authenticates requests, and may remove
+	// their credentials (KeyAuth does). The response cache then treats
+	// the rule's responses as answers to requests with Authorization:
+	// not shared unless the backend marks them public (or s-maxage,
+	// must-revalidate), RFC 9111 §3.5.
+	Authenticates bool
+}
+
+// TraitsReporter is implemented by policies that have PolicyTraits. A
+// policy that does not has the zero PolicyTraits: order 0, not
+// authenticating.
+type TraitsReporter interface{ Traits() PolicyTraits }
+
+// traitsOf returns a built policy's traits.
+func traitsOf(p Policy) PolicyTraits {
+	if tr, ok := p.(TraitsReporter); ok {
+		return tr.Traits()
+	}
+	return PolicyTraits{}
+}
+
 // Policy order
 //
 // The policies that apply to a rule run on the request path in this order,
 // and in the reverse order on the response path:
 //
 //  1. ascending spec.priority (default 0);
-//  2. by type: CORS (so preflights are answered before anything asks for
-//     credentials), JWT and KeyAuth (authentication), RateLimit (which may
-//     key on a JWT claim or an API key's consumer), Wasm (users' own),
-//     SecurityHeaders (response decoration);
+//  2. ascending PolicyTraits.Order, their type's place (host/policy's
+//     registry: CORS, so preflights are answered before anything asks
+//     for credentials; JWT and KeyAuth, authentication; RateLimit, which
+//     may key on a JWT claim or an API key's consumer; Wasm, users' own;
+//     SecurityHeaders, response decoration);
 //  3. policies targeting the gateway before those targeting the route,
 //     and those targeting the route before those targeting one rule;
 //  4. namespace/name.
-var typeOrder = map[string]int{
-	configs.PolicyCORS:            0,
-	configs.PolicyJWT:             1,
-	configs.PolicyKeyAuth:         2,
-	configs.PolicyRateLimit:       3,
-	configs.PolicyWasm:            4,
-	configs.PolicySecurityHeaders: 5,
-}
 
 // boundPolicy is a policy attached to a rule.
 type boundPolicy struct {
 	cfg      *configs.Policy
 	impl     Policy
 	failOpen bool
-	scope    int // 0 gateway, 1 route, 2 rule
+	scope    int          // 0 gateway, 1 route, 2 rule
+	traits   PolicyTraits // impl's
 }
 
 func (b *boundPolicy) name() string { return b.cfg.Metadata.Namespace + "/" + b.cfg.Metadata.Name }
 
+// at returns the policy bound at a scope, with its traits.
+func (b *boundPolicy) at(scope int) *boundPolicy {
+	return &boundPolicy{cfg: b.cfg, impl: b.impl, failOpen: b.failOpen, scope: scope, traits: traitsOf(b.impl)}
+}
+
+// lessPolicy tells whether a runs before b on the request path (see
+// Policy order).
 func lessPolicy(a, b *boundPolicy) bool {
 	if a.cfg.Spec.Priority != b.cfg.Spec.Priority {
 		return a.cfg.Spec.Priority < b.cfg.Spec.Priority
 	}
-	if ta, tb := typeOrder[a.cfg.Spec.Type], typeOrder[b.cfg.Spec.Type]; ta != tb {
+	if ta, tb := a.traits.Order, b.traits.Order; ta != tb {
 		return ta < tb
 	}
 	if a.scope != b.scope {
@@ -155,12 +186,12 @@ func policiesFor(all []*boundPolicy, gw *configs.Gateway, rt *configs.Route, rul
 		t := bp.cfg.Spec.TargetRef
 		switch {
 		case t.Kind == configs.KindGateway && t.Name == gw.Metadata.Name && t.Namespace == gw.Metadata.Namespace:
-			out = append(out, &boundPolicy{cfg: bp.cfg, impl: bp.impl, failOpen: bp.failOpen, scope: 0})
+			out = append(out, bp.at(0))
 		case t.Kind == configs.KindRoute && t.Name == rt.Metadata.Name && t.Namespace == rt.Metadata.Namespace:
 			if t.SectionName == "" {
-				out = append(out, &boundPolicy{cfg: bp.cfg, impl: bp.impl, failOpen: bp.failOpen, scope: 1})
+				out = append(out, bp.at(1))
 			} else if t.SectionName == ruleName {
-				out = append(out, &boundPolicy{cfg: bp.cfg, impl: bp.impl, failOpen: bp.failOpen, scope: 2})
+				out = append(out, bp.at(2))
 			}
 		}
 	}

@@ -23,7 +23,10 @@ type fakePolicy struct {
 	name   string
 	closed atomic.Bool
 	open   *atomic.Int64 // streams not yet Done, shared by all fakes
+	traits PolicyTraits
 }
+
+func (p *fakePolicy) Traits() PolicyTraits { return p.traits }
 
 type fakeStream struct {
 	p    *fakePolicy

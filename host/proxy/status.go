@@ -49,7 +49,7 @@ func Inactive(snap *configs.Snapshot, activeTypes ...string) []Notice {
 		if p.Spec.Type == configs.PolicyWasm || slices.Contains(activeTypes, p.Spec.Type) {
 			continue // run on the proxy-wasm host
 		}
-		add(configs.KindPolicy, key(p.Metadata), "spec.type", "policy type "+p.Spec.Type+" is not active yet (its bundled proxy-wasm module arrives with the first-party policies)")
+		add(configs.KindPolicy, key(p.Metadata), "spec.type", "policy type "+p.Spec.Type+" is not active in this build (its bundled proxy-wasm module is missing)")
 	}
 	return out
 }

@@ -118,12 +118,6 @@ func (c *Cert) Dir() string { return c.dir }
 // Current is the certificate to serve: never nil.
 func (c *Cert) Current() *tls.Certificate { return c.cur.Load() }
 
-// Reloads counts the pairs loaded after the first (tests, metrics).
-func (c *Cert) Reloads() int64 { return c.reloads.Load() }
-
-// Staples counts the OCSP responses stapled (tests, metrics).
-func (c *Cert) Staples() int64 { return c.staples.Load() }
-
 // Close stops watching the files and refreshing the OCSP staple. Current
 // keeps returning the last pair.
 func (c *Cert) Close() {

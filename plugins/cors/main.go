@@ -9,26 +9,13 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
-// Config is the plugin's configuration (a ProxyPolicy's spec.cors, with
-// maxAge in seconds).
-type Config struct {
-	// AllowOrigins: exact origins ("https://app.example.com"), patterns
-	// with one leading wildcard label ("https://*.example.com": any
-	// subdomain, not the bare domain), or "*".
-	AllowOrigins []string `json:"allowOrigins"`
-	// AllowMethods a preflight may ask for. Default GET, HEAD, POST.
-	AllowMethods []string `json:"allowMethods"`
-	// AllowHeaders a preflight may ask for; empty allows (and echoes)
-	// whatever the preflight asks for.
-	AllowHeaders []string `json:"allowHeaders"`
-	// ExposeHeaders lets scripts read these response headers.
-	ExposeHeaders []string `json:"exposeHeaders"`
-	// MaxAgeSeconds lets browsers cache a preflight's answer (0: not sent).
-	MaxAgeSeconds    int  `json:"maxAgeSeconds"`
-	AllowCredentials bool `json:"allowCredentials"`
-}
+// Config is the plugin's configuration: the wire format the host sends
+// (firstparty.CORS: a ProxyPolicy's spec.cors, with maxAge in seconds),
+// with the plugin's own Validate.
+type Config firstparty.CORS
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {

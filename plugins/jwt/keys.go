@@ -9,30 +9,31 @@ import (
 	"strings"
 
 	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
-// Algorithm codes of the host function's encoding (host/policy/firstparty_jwt.go).
+// Algorithm codes of the host function's encoding (sdk/firstparty).
 const (
-	algRS256 = 1 + iota
-	algRS384
-	algRS512
-	algPS256
-	algPS384
-	algPS512
-	algES256
-	algES384
-	algEdDSA
-	algHS256
-	algMax
+	algRS256 = firstparty.JWTRS256
+	algRS384 = firstparty.JWTRS384
+	algRS512 = firstparty.JWTRS512
+	algPS256 = firstparty.JWTPS256
+	algPS384 = firstparty.JWTPS384
+	algPS512 = firstparty.JWTPS512
+	algES256 = firstparty.JWTES256
+	algES384 = firstparty.JWTES384
+	algEdDSA = firstparty.JWTEdDSA
+	algHS256 = firstparty.JWTHS256
+	algMax   = algHS256 + 1
 )
 
 // Key type codes of the host function's encoding.
 const (
-	ktyRSA  = 1
-	ktyP256 = 2
-	ktyP384 = 3
-	ktyEd   = 4
-	ktyOct  = 5
+	ktyRSA  = firstparty.JWTKeyRSA
+	ktyP256 = firstparty.JWTKeyP256
+	ktyP384 = firstparty.JWTKeyP384
+	ktyEd   = firstparty.JWTKeyEd25519
+	ktyOct  = firstparty.JWTKeyOct
 )
 
 func algCode(alg string) byte {
@@ -131,28 +132,18 @@ func b64(s string) ([]byte, error) {
 
 // Verify results of the host function.
 const (
-	verifyBad     = 0 // the signature does not verify
-	verifyOK      = 1
-	verifyRefused = 2 // malformed argument, or alg and key do not fit
+	verifyBad     = firstparty.JWTVerifyBad // the signature does not verify
+	verifyOK      = firstparty.JWTVerifyOK
+	verifyRefused = firstparty.JWTVerifyRefused // malformed argument, or alg and key do not fit
 )
 
 // verifyFunc is the host function's name.
-const verifyFunc = "novaedge.jwt_verify"
+const verifyFunc = firstparty.JWTVerify
 
-// encodeVerify is the host function's argument: version 1, alg, key type,
-// then four uvarint-length-prefixed fields: key component a, key
-// component b, the signing input (header.payload) and the signature.
+// encodeVerify is the host function's argument (firstparty.JWTVerifyArgs).
 func encodeVerify(alg byte, k *key, input string, sig []byte) []byte {
 	b := make([]byte, 0, 3+4*binary.MaxVarintLen32+len(k.a)+len(k.b)+len(input)+len(sig))
-	b = append(b, 1, alg, k.kty)
-	b = binary.AppendUvarint(b, uint64(len(k.a)))
-	b = append(b, k.a...)
-	b = binary.AppendUvarint(b, uint64(len(k.b)))
-	b = append(b, k.b...)
-	b = binary.AppendUvarint(b, uint64(len(input)))
-	b = append(b, input...)
-	b = binary.AppendUvarint(b, uint64(len(sig)))
-	return append(b, sig...)
+	return firstparty.AppendJWTVerify(b, &firstparty.JWTVerifyArgs{Alg: alg, Kty: k.kty, A: k.a, B: k.b, Input: []byte(input), Sig: sig})
 }
 
 // verify asks the host to check one signature with one key.

@@ -15,32 +15,16 @@ import (
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 
 	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
-// Config is the plugin's configuration: a ProxyPolicy's spec.keyAuth with
-// the keys replaced by their SHA-256 (the host reads keysFile and hashes
-// every key; the plugin never sees a key it was not sent).
-type Config struct {
-	// Keys are the known keys, by hash.
-	Keys []Key `json:"keys"`
-	// Header carries the key (default X-API-Key).
-	Header string `json:"header"`
-	// Query, if set, names a query parameter that may carry the key when
-	// the header does not.
-	Query string `json:"query"`
-	// HideCredentials removes the key (header or query parameter) before
-	// the request goes upstream.
-	HideCredentials bool `json:"hideCredentials"`
-	// ConsumerHeader carries the consumer's name upstream (default
-	// X-Consumer).
-	ConsumerHeader string `json:"consumerHeader"`
-}
+// Config is the plugin's configuration: the wire format the host sends
+// (firstparty.KeyAuth: a ProxyPolicy's spec.keyAuth with the keys
+// replaced by their SHA-256), with the plugin's own Validate.
+type Config firstparty.KeyAuth
 
-// Key is one known key.
-type Key struct {
-	SHA256   string `json:"sha256"` // hex SHA-256 of the key
-	Consumer string `json:"consumer"`
-}
+// Key is one known key, by hash.
+type Key = firstparty.APIKey
 
 // ConsumerProperty is the proxy-wasm property the plugin sets to the
 // consumer's name: the policies after it (a RateLimit keyed on the

@@ -7,30 +7,19 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
 	"strconv"
 	"strings"
 
 	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 )
 
-// Config is the plugin's configuration (a ProxyPolicy's spec.rateLimit).
-type Config struct {
-	// RequestsPerSecond refills each bucket (0.001 to 1e9; counted in
-	// thousandths).
-	RequestsPerSecond float64 `json:"requestsPerSecond"`
-	// Burst is a bucket's capacity: how many requests may come at once.
-	// 0: one second's worth (RequestsPerSecond rounded up, at least 1).
-	Burst int `json:"burst"`
-	// Key selects the bucket: "header:NAME", "ip" (default), "claim:NAME"
-	// (a claim of the token the JWT policy validated), "route", "global".
-	Key string `json:"key"`
-	// OnMissingKey: what a request without its header or claim gets: "ip"
-	// (default: its client address's bucket) or "reject" (401).
-	OnMissingKey string `json:"onMissingKey"`
-}
+// Config is the plugin's configuration: the wire format the host sends
+// (firstparty.RateLimit: a ProxyPolicy's spec.rateLimit), with the
+// plugin's own Validate.
+type Config firstparty.RateLimit
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
@@ -63,7 +52,7 @@ func (c *Config) Validate() error {
 
 // hostTake is the host function that keeps the buckets
 // (host/policy/firstparty_ratelimit.go documents its encoding).
-const hostTake = "novaedge.ratelimit.take"
+const hostTake = firstparty.RateLimitTake
 
 // Key kinds.
 const (
@@ -182,12 +171,7 @@ func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 	if missing != "" {
 		return r.Deny(401, "rate limit: missing "+missing)
 	}
-	arg := make([]byte, 0, 16+len(key))
-	arg = append(arg, 1)
-	arg = binary.AppendUvarint(arg, f.p.rate)
-	arg = binary.AppendUvarint(arg, f.p.burst)
-	arg = binary.AppendUvarint(arg, 1)
-	arg = append(arg, key...)
+	arg := firstparty.AppendRateLimitTake(make([]byte, 0, 16+len(key)), &firstparty.RateLimitTakeArgs{Rate: f.p.rate, Burst: f.p.burst, Cost: 1, Key: key})
 	out, err := sdk.CallHost(hostTake, arg)
 	if err == nil {
 		f.res, err = decodeResult(out)
@@ -232,23 +216,13 @@ func (f *filter) headers() [][2]string {
 // seconds rounds milliseconds up to whole seconds.
 func seconds(ms uint64) uint64 { return (ms + 999) / 1000 }
 
-var errResult = errors.New("malformed result")
-
+// decodeResult decodes the host's answer (firstparty.RateLimitTakeResult).
 func decodeResult(b []byte) (result, error) {
-	var r result
-	if len(b) < 1 {
-		return r, errResult
+	r, err := firstparty.DecodeRateLimitTakeResult(b)
+	if err != nil {
+		return result{}, err
 	}
-	r.allowed = b[0]&1 != 0
-	b = b[1:]
-	for _, p := range []*uint64{&r.remaining, &r.retryAfter, &r.reset} {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return r, errResult
-		}
-		*p, b = v, b[n:]
-	}
-	return r, nil
+	return result{allowed: r.Allowed, remaining: r.Remaining, retryAfter: r.RetryAfter, reset: r.Reset}, nil
 }
 
 var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start}

@@ -8,13 +8,19 @@ import (
 	"embed"
 	"io/fs"
 	"strings"
+	"sync"
 )
 
 //go:embed *.wasm
 var files embed.FS
 
-// Modules returns the bundled modules by name ("cors", …).
-func Modules() map[string][]byte {
+// Modules returns the bundled modules by name ("cors", …). The map is
+// built once, on first use, and shared by every caller: it and its byte
+// slices must not be modified.
+func Modules() map[string][]byte { return modules() }
+
+// modules reads the embedded files once.
+var modules = sync.OnceValue(func() map[string][]byte {
 	m := map[string][]byte{}
 	entries, _ := fs.ReadDir(files, ".")
 	for _, e := range entries {
@@ -24,4 +30,4 @@ func Modules() map[string][]byte {
 		}
 	}
 	return m
-}
+})
