@@ -45,6 +45,7 @@ const (
 	defaultMaxHeaderBytes        = 60 << 10
 	defaultMaxHeaderCount        = 100
 	defaultBodyReadTimeout       = 30 * time.Second
+	defaultMinBodyRate           = 240
 	defaultResponseHeaderTimeout = 60 * time.Second
 	defaultTLSMinVersion         = "TLS1.2"
 	defaultFailurePolicy         = "FailClosed"
@@ -160,6 +161,7 @@ func defaultGateway(s *GatewaySpec, namespace string) {
 	defaultSize(&s.ClientLimits.MaxHeaderBytes, defaultMaxHeaderBytes)
 	setDefault(&s.ClientLimits.MaxHeaderCount, defaultMaxHeaderCount)
 	defaultDuration(&s.ClientLimits.BodyReadTimeout, defaultBodyReadTimeout)
+	defaultSize(&s.ClientLimits.MinBodyRate, defaultMinBodyRate)
 	if s.IdentityHeaders == nil {
 		s.IdentityHeaders = append([]string(nil), defaultIdentityHeaders...)
 	}

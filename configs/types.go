@@ -196,6 +196,17 @@ type ClientLimits struct {
 	// response has started, and its connection is closed; the backend's
 	// endpoint is not blamed.
 	BodyReadTimeout *Duration `json:"bodyReadTimeout,omitempty"`
+	// MinBodyRate is the least average rate, in bytes per second, at which
+	// a client must send a request body (default 240, as Kestrel's
+	// MinRequestBodyDataRate; 0 turns the check off). Only the time the
+	// gateway spends waiting on the client counts (not the time a slow
+	// backend takes to read), and the first 5 seconds are a grace period.
+	// A client below it gets 408 and its connection is closed: a body
+	// trickled at a byte a second never stays idle long enough for
+	// bodyReadTimeout, yet would hold a backend connection for days.
+	// gRPC requests (application/grpc*) are exempt: a client stream
+	// pauses between messages.
+	MinBodyRate *Size `json:"minBodyRate,omitempty"`
 }
 
 // ------------------------------------------------------------ ProxyBackend

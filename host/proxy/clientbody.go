@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,16 @@ import (
 // and the endpoint that was receiving the body is not blamed.
 type clientBody struct {
 	rc   io.ReadCloser
-	ctl  *http.ResponseController // sets the read deadline; nil: no idle timeout
+	ctl  *http.ResponseController // sets the read deadline; nil: neither an idle timeout nor a rate
 	idle time.Duration
+
+	// minRate is the least average rate (bytes per second) the client
+	// must keep once minRateGrace of waiting on it has passed; 0: none.
+	// waited is the time spent in reads of the client's body (time the
+	// backend takes to read is not the client's), got what they returned.
+	minRate int64
+	waited  atomic.Int64 // nanoseconds
+	got     atomic.Int64
 
 	// armed is when the read deadline was last pushed back (Unix
 	// nanoseconds). Atomic: when a backend answers before the body is
@@ -36,10 +45,11 @@ type clientBody struct {
 }
 
 // newClientBody wraps r.Body. idle is the body-read idle timeout (0:
-// none); w is the response writer whose connection the deadline is set on.
-func newClientBody(w http.ResponseWriter, r *http.Request, idle time.Duration) *clientBody {
-	b := &clientBody{rc: r.Body, idle: idle}
-	if idle > 0 {
+// none), minRate the least body rate in bytes per second (0: none); w is
+// the response writer whose connection the deadline is set on.
+func newClientBody(w http.ResponseWriter, r *http.Request, idle time.Duration, minRate int64) *clientBody {
+	b := &clientBody{rc: r.Body, idle: idle, minRate: minRate}
+	if idle > 0 || minRate > 0 {
 		b.ctl = http.NewResponseController(w)
 	}
 	return b
@@ -49,18 +59,40 @@ func newClientBody(w http.ResponseWriter, r *http.Request, idle time.Duration) *
 // idle timeout.
 var errBodyTimeout = errors.New("client sent no request body bytes within the body-read timeout")
 
+// errBodyTooSlow is recorded when the client sent its body slower than
+// the minimum rate.
+var errBodyTooSlow = errors.New("client sent the request body slower than the minimum rate")
+
+// minRateGrace is how long a client is waited on before its body's rate
+// is judged (Kestrel's grace period).
+const minRateGrace = 5 * time.Second
+
 func (b *clientBody) Read(p []byte) (int, error) {
+	var start time.Time
 	if b.ctl != nil {
+		start = time.Now()
+	}
+	if b.idle > 0 {
 		// The deadline is pushed back only when an eighth of it has
 		// passed: on HTTP/2 each push is a message to the connection's
 		// goroutine. The client has at least 7/8 of the timeout after
 		// its last byte.
-		if now := time.Now(); time.Duration(now.UnixNano()-b.armed.Load()) >= b.idle/8 {
-			b.armed.Store(now.UnixNano())
-			b.setDeadline(now.Add(b.idle))
+		if time.Duration(start.UnixNano()-b.armed.Load()) >= b.idle/8 {
+			b.armed.Store(start.UnixNano())
+			b.setDeadline(start.Add(b.idle))
 		}
 	}
 	n, err := b.rc.Read(p)
+	if b.minRate > 0 && err == nil && b.tooSlow(n, time.Since(start)) {
+		b.fail(errBodyTooSlow)
+		if b.ctl != nil {
+			// net/http discards what is left of an unread body before it
+			// answers: a deadline already passed keeps it from waiting on
+			// the trickle.
+			b.setDeadline(start)
+		}
+		return n, errBodyTooSlow
+	}
 	if err != nil {
 		if err == io.EOF && b.ctl != nil {
 			// The server reads on in the background once the body is done
@@ -84,6 +116,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 func (b *clientBody) Close() error { return b.rc.Close() }
+
+// tooSlow adds a read of n bytes that waited d on the client, and reports
+// whether the client's body has fallen below the minimum rate: past the
+// grace period, fewer bytes than minRate per second of waiting.
+func (b *clientBody) tooSlow(n int, d time.Duration) bool {
+	waited := time.Duration(b.waited.Add(int64(d)))
+	got := b.got.Add(int64(n))
+	return waited > minRateGrace && float64(got) < float64(b.minRate)*waited.Seconds()
+}
 
 // setDeadline sets the connection's (or HTTP/2 stream's) read deadline,
 // unless the handler has returned: the transport may still read the body
@@ -125,12 +166,22 @@ func (b *clientBody) failed() error {
 	return b.err
 }
 
+// isGRPC tells a gRPC request by its content type (application/grpc,
+// application/grpc+proto, …).
+func isGRPC(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+}
+
 // clientBodyError classifies an error reading a client's body: the
 // status it gets (408 for a stall, 400 otherwise) and the access log's
 // name for it.
 func clientBodyError(err error) (status int, kind string) {
 	if errors.Is(err, errBodyTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return http.StatusRequestTimeout, "body_timeout"
+	}
+	if errors.Is(err, errBodyTooSlow) {
+		return http.StatusRequestTimeout, "body_too_slow"
 	}
 	return http.StatusBadRequest, "malformed_body"
 }

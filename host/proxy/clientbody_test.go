@@ -327,3 +327,139 @@ func TestBodyTimeoutHTTP2(t *testing.T) {
 		}
 	}
 }
+
+// TestMinBodyRate: a body trickled a byte at a time never stays idle long
+// enough for bodyReadTimeout, yet would hold a backend connection for as
+// long as the client likes (finding 5 of issue 11: 300 clients at 1
+// byte/s held 302 backend connections). Below clientLimits.minBodyRate,
+// once the grace period has passed, the request gets 408 and its
+// connection is closed; a gRPC request is exempt, and a body sent at
+// speed is not affected.
+func TestMinBodyRate(t *testing.T) {
+	var reached atomic.Int64
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d", n)
+	})
+	var log lineBuffer
+	_, addr := startGatewayOpts(t, gatewayYAML(freePort(t), `  accessLog: {enabled: true}
+  clientLimits: {bodyReadTimeout: 5s, minBodyRate: 1Ki}`)+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`), Options{AccessLog: &log})
+
+	// trickle sends a chunked body a byte every 200ms, for at most 40
+	// bytes (8 s, past the 5 s grace), and returns the response.
+	trickle := func(path, contentType string) (*http.Response, string, bool) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", path, contentType)
+		br := bufio.NewReader(conn)
+		got := make(chan *http.Response, 1)
+		go func() {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				resp = nil
+			}
+			got <- resp
+		}()
+		for i := 0; i < 40; i++ {
+			select {
+			case resp := <-got:
+				if resp == nil {
+					t.Fatal("no response")
+				}
+				b, _ := io.ReadAll(resp.Body)
+				_, err := br.ReadByte()
+				return resp, string(b), err != nil && !isTimeout(err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if _, err := io.WriteString(conn, "1\r\nx\r\n"); err != nil {
+				break // the gateway closed the connection
+			}
+		}
+		io.WriteString(conn, "0\r\n\r\n")
+		resp := <-got
+		if resp == nil {
+			t.Fatal("no response")
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b), false
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		resp, body, closed := trickle("/slow", "application/json")
+		if resp.StatusCode != http.StatusRequestTimeout || !closed {
+			t.Errorf("a trickled body: %d %q, closed %v; want 408 and a closed connection", resp.StatusCode, body, closed)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		resp, body, _ := trickle("/grpc", "application/grpc")
+		if resp.StatusCode != http.StatusOK || body != "40" {
+			t.Errorf("a gRPC stream: %d %q; want 200 and its 40 bytes", resp.StatusCode, body)
+		}
+	}()
+	wg.Wait()
+
+	// At speed: 256 KiB in one go.
+	resp, err := http.Post("http://"+addr+"/fast", "application/octet-stream", bytes.NewReader(make([]byte, 256<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != fmt.Sprint(256<<10) {
+		t.Errorf("a fast body: %d %q", resp.StatusCode, b)
+	}
+	time.Sleep(100 * time.Millisecond) // the access log's batch
+	if got := log.clientErrors(t)["/slow"]; !slices.Equal(got, []string{"408 body_too_slow"}) {
+		t.Errorf("access log for /slow: %q, want [408 body_too_slow]", got)
+	}
+}
+
+func TestTooSlow(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reads []struct {
+			n int
+			d time.Duration
+		}
+		want bool
+	}{
+		{name: "within the grace period", reads: []struct {
+			n int
+			d time.Duration
+		}{{1, time.Second}, {1, 3 * time.Second}}, want: false},
+		{name: "a byte a second past the grace", reads: []struct {
+			n int
+			d time.Duration
+		}{{1, 3 * time.Second}, {1, 3 * time.Second}}, want: true},
+		{name: "at the rate", reads: []struct {
+			n int
+			d time.Duration
+		}{{3000, 3 * time.Second}, {3000, 3 * time.Second}}, want: false},
+		{name: "fast, then a long wait", reads: []struct {
+			n int
+			d time.Duration
+		}{{1 << 20, time.Millisecond}, {10, 10 * time.Second}}, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &clientBody{minRate: 1000}
+			var got bool
+			for _, r := range tc.reads {
+				got = b.tooSlow(r.n, r.d)
+			}
+			if got != tc.want {
+				t.Errorf("tooSlow = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -358,7 +358,7 @@ func classify(ctx context.Context, r *http.Request, body *clientBody, resp *http
 	case errors.As(err, &mbe):
 		return outcomeBodyTooLarge
 	case body.failed() != nil:
-		if errors.Is(body.failed(), errBodyTimeout) {
+		if err := body.failed(); errors.Is(err, errBodyTimeout) || errors.Is(err, errBodyTooSlow) {
 			return outcomeBodyTimeout
 		}
 		return outcomeClientBody

@@ -130,7 +130,13 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	}
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body = newClientBody(w, r, pr.limits.BodyReadTimeout.D(0))
+		minRate := pr.limits.MinBodyRate.B(0)
+		if isGRPC(r.Header) {
+			// A gRPC client stream sends messages when it has them: its
+			// pauses are the protocol's, not a slow client's.
+			minRate = 0
+		}
+		body = newClientBody(w, r, pr.limits.BodyReadTimeout.D(0), minRate)
 		defer body.finish()
 		r.Body = body
 	}
