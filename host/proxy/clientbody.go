@@ -33,11 +33,13 @@ type clientBody struct {
 	waited  atomic.Int64 // nanoseconds
 	got     atomic.Int64
 
-	// armed is when the read deadline was last pushed back (Unix
-	// nanoseconds). Atomic: when a backend answers before the body is
-	// sent, the server's discarding of the rest may read while the
-	// transport still does.
-	armed atomic.Int64
+	// armed is the read deadline last set (Unix nanoseconds, 0: none),
+	// byRate whether it was the minimum rate's rather than the idle
+	// timeout's. Atomic: when a backend answers before the body is sent,
+	// the server's discarding of the rest may read while the transport
+	// still does.
+	armed  atomic.Int64
+	byRate atomic.Bool
 
 	mu   sync.Mutex
 	err  error
@@ -68,51 +70,94 @@ var errBodyTooSlow = errors.New("client sent the request body slower than the mi
 const minRateGrace = 5 * time.Second
 
 func (b *clientBody) Read(p []byte) (int, error) {
-	var start time.Time
-	if b.ctl != nil {
-		start = time.Now()
+	if b.ctl == nil {
+		n, err := b.rc.Read(p)
+		b.noteErr(err, false)
+		return n, err
 	}
+	start := time.Now()
+	var deadline time.Time
 	if b.idle > 0 {
-		// The deadline is pushed back only when an eighth of it has
-		// passed: on HTTP/2 each push is a message to the connection's
-		// goroutine. The client has at least 7/8 of the timeout after
-		// its last byte.
-		if time.Duration(start.UnixNano()-b.armed.Load()) >= b.idle/8 {
-			b.armed.Store(start.UnixNano())
-			b.setDeadline(start.Add(b.idle))
+		deadline = start.Add(b.idle)
+	}
+	byRate := false
+	if b.minRate > 0 {
+		// The client may take allow for its next bytes: what it is ahead
+		// of the rate (or the rest of the grace period), and a second.
+		// The read is capped to half of what the rate asks in that time:
+		// a chunked body's reader returns only once p is full, so a large
+		// read would wait past the deadline on a client keeping the rate
+		// (and, without a deadline, forever on one that does not).
+		allow := b.allowance()
+		if rd := start.Add(allow); deadline.IsZero() || rd.Before(deadline) {
+			deadline, byRate = rd, true
+		}
+		if most := int(float64(b.minRate) * allow.Seconds() / 2); most < len(p) {
+			p = p[:max(most, 1)]
 		}
 	}
+	b.arm(deadline, byRate)
 	n, err := b.rc.Read(p)
 	if b.minRate > 0 && err == nil && b.tooSlow(n, time.Since(start)) {
 		b.fail(errBodyTooSlow)
-		if b.ctl != nil {
-			// net/http discards what is left of an unread body before it
-			// answers: a deadline already passed keeps it from waiting on
-			// the trickle.
-			b.setDeadline(start)
-		}
+		// net/http discards what is left of an unread body before it
+		// answers: a deadline already passed keeps it from waiting on
+		// the trickle.
+		b.setDeadline(start)
 		return n, errBodyTooSlow
 	}
-	if err != nil {
-		if err == io.EOF && b.ctl != nil {
-			// The server reads on in the background once the body is done
-			// (to notice a client going away); an expired deadline then
-			// would end the request. After an error the deadline stays:
-			// what the server still reads of the body (it discards the
-			// rest before it closes) must not wait on the client either.
-			b.setDeadline(time.Time{})
-		}
-		switch {
-		case err == io.EOF, errors.Is(err, http.ErrBodyReadAfterClose):
-			// The end, or a read after the server closed the body because
-			// the response started: not the client's fault.
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			b.fail(errBodyTimeout)
-		default:
-			b.fail(err)
-		}
+	if err == io.EOF {
+		// The server reads on in the background once the body is done
+		// (to notice a client going away); an expired deadline then
+		// would end the request. After an error the deadline stays:
+		// what the server still reads of the body (it discards the rest
+		// before it closes) must not wait on the client either.
+		b.setDeadline(time.Time{})
 	}
+	b.noteErr(err, b.byRate.Load())
 	return n, err
+}
+
+// noteErr records an error reading the body that is the client's: a
+// deadline passed (the rate's if byRate, else the idle timeout's) or a
+// malformed body; the end of the body and reads after the server closed
+// it (the response started) are not.
+func (b *clientBody) noteErr(err error, byRate bool) {
+	switch {
+	case err == nil, err == io.EOF, errors.Is(err, http.ErrBodyReadAfterClose):
+	case errors.Is(err, os.ErrDeadlineExceeded) && byRate:
+		b.fail(errBodyTooSlow)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		b.fail(errBodyTimeout)
+	default:
+		b.fail(err)
+	}
+}
+
+// allowance is how long the client may take for its next bytes before
+// its body falls below the minimum rate: the rest of the grace period or
+// the time it is ahead of the rate, whichever is longer, and a second.
+func (b *clientBody) allowance() time.Duration {
+	waited := time.Duration(b.waited.Load())
+	ahead := time.Duration(float64(b.got.Load())/float64(b.minRate)*float64(time.Second)) - waited
+	return max(minRateGrace-waited, ahead, 0) + time.Second
+}
+
+// arm sets the read deadline (zero: none) unless it is within 100ms of
+// the one set: on HTTP/2 each change is a message to the connection's
+// goroutine, and a body read at speed moves it on every read.
+func (b *clientBody) arm(deadline time.Time, byRate bool) {
+	var d int64
+	if !deadline.IsZero() {
+		d = deadline.UnixNano()
+	}
+	const near = int64(100 * time.Millisecond)
+	if cur := b.armed.Load(); d == cur || d != 0 && cur != 0 && d-cur < near && cur-d < near {
+		return
+	}
+	b.armed.Store(d)
+	b.byRate.Store(byRate)
+	b.setDeadline(deadline)
 }
 
 func (b *clientBody) Close() error { return b.rc.Close() }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/novaedge/novaedge/configs"
 )
@@ -333,8 +336,9 @@ func TestBodyTimeoutHTTP2(t *testing.T) {
 // long as the client likes (finding 5 of issue 11: 300 clients at 1
 // byte/s held 302 backend connections). Below clientLimits.minBodyRate,
 // once the grace period has passed, the request gets 408 and its
-// connection is closed; a gRPC request is exempt, and a body sent at
-// speed is not affected.
+// connection is closed, also when the trickle is one large chunk or
+// carries gRPC's content type over HTTP/1.1; a gRPC stream over HTTP/2 is
+// exempt, and a body sent at speed is not affected.
 func TestMinBodyRate(t *testing.T) {
 	var reached atomic.Int64
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -344,13 +348,15 @@ func TestMinBodyRate(t *testing.T) {
 	})
 	var log lineBuffer
 	_, addr := startGatewayOpts(t, gatewayYAML(freePort(t), `  accessLog: {enabled: true}
-  clientLimits: {bodyReadTimeout: 5s, minBodyRate: 1Ki}`)+backendYAML("b", be.addr())+route(`
+  clientLimits: {minBodyRate: 1Ki}`)+backendYAML("b", be.addr())+route(`
     - backendRefs: [{name: b}]
 `), Options{AccessLog: &log})
 
 	// trickle sends a chunked body a byte every 200ms, for at most 40
-	// bytes (8 s, past the 5 s grace), and returns the response.
-	trickle := func(path, contentType string) (*http.Response, string, bool) {
+	// bytes (8 s, past the 5 s grace), and returns the response: in
+	// chunks of a byte, or (big) as the start of one large chunk, which
+	// net/http's chunked reader returns only once a read's buffer is full.
+	trickle := func(path, contentType string, big bool) (*http.Response, string, bool) {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -358,6 +364,11 @@ func TestMinBodyRate(t *testing.T) {
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(20 * time.Second))
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", path, contentType)
+		piece := "1\r\nx\r\n"
+		if big {
+			io.WriteString(conn, "100000\r\n")
+			piece = "x"
+		}
 		br := bufio.NewReader(conn)
 		got := make(chan *http.Response, 1)
 		go func() {
@@ -378,11 +389,13 @@ func TestMinBodyRate(t *testing.T) {
 				return resp, string(b), err != nil && !isTimeout(err)
 			case <-time.After(200 * time.Millisecond):
 			}
-			if _, err := io.WriteString(conn, "1\r\nx\r\n"); err != nil {
+			if _, err := io.WriteString(conn, piece); err != nil {
 				break // the gateway closed the connection
 			}
 		}
-		io.WriteString(conn, "0\r\n\r\n")
+		if !big {
+			io.WriteString(conn, "0\r\n\r\n")
+		}
 		resp := <-got
 		if resp == nil {
 			t.Fatal("no response")
@@ -392,19 +405,52 @@ func TestMinBodyRate(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	for _, tc := range []struct{ name, path, contentType string }{
+		{"a trickled body", "/slow", "application/json"},
+		{"one large chunk, trickled", "/big", "application/json"},
+		// gRPC is HTTP/2 only: its content type on HTTP/1 is no way
+		// around the limit.
+		{"gRPC content type over HTTP/1.1", "/grpc1", "application/grpc"},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, body, closed := trickle(tc.path, tc.contentType, tc.path == "/big")
+			if resp.StatusCode != http.StatusRequestTimeout || !closed {
+				t.Errorf("%s: %d %q, closed %v; want 408 and a closed connection", tc.name, resp.StatusCode, body, closed)
+			}
+		}()
+	}
+	wg.Add(1)
 	go func() {
+		// A gRPC client stream over h2c pauses between messages: exempt.
 		defer wg.Done()
-		resp, body, closed := trickle("/slow", "application/json")
-		if resp.StatusCode != http.StatusRequestTimeout || !closed {
-			t.Errorf("a trickled body: %d %q, closed %v; want 408 and a closed connection", resp.StatusCode, body, closed)
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, a)
+		}}
+		defer tr.CloseIdleConnections()
+		pr, pw := io.Pipe()
+		go func() {
+			for i := 0; i < 40; i++ {
+				time.Sleep(200 * time.Millisecond)
+				if _, err := pw.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", "http://"+addr+"/grpc2", pr)
+		req.Header.Set("Content-Type", "application/grpc")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Errorf("a gRPC stream over h2c: %v", err)
+			pr.Close()
+			return
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		resp, body, _ := trickle("/grpc", "application/grpc")
-		if resp.StatusCode != http.StatusOK || body != "40" {
-			t.Errorf("a gRPC stream: %d %q; want 200 and its 40 bytes", resp.StatusCode, body)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "40" {
+			t.Errorf("a gRPC stream over h2c: %d %q; want 200 and its 40 bytes", resp.StatusCode, b)
 		}
 	}()
 	wg.Wait()
@@ -420,8 +466,10 @@ func TestMinBodyRate(t *testing.T) {
 		t.Errorf("a fast body: %d %q", resp.StatusCode, b)
 	}
 	time.Sleep(100 * time.Millisecond) // the access log's batch
-	if got := log.clientErrors(t)["/slow"]; !slices.Equal(got, []string{"408 body_too_slow"}) {
-		t.Errorf("access log for /slow: %q, want [408 body_too_slow]", got)
+	for _, p := range []string{"/slow", "/big", "/grpc1"} {
+		if got := log.clientErrors(t)[p]; !slices.Equal(got, []string{"408 body_too_slow"}) {
+			t.Errorf("access log for %s: %q, want [408 body_too_slow]", p, got)
+		}
 	}
 }
 

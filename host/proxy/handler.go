@@ -131,9 +131,11 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
 		minRate := pr.limits.MinBodyRate.B(0)
-		if isGRPC(r.Header) {
+		if r.ProtoMajor == 2 && isGRPC(r.Header) {
 			// A gRPC client stream sends messages when it has them: its
-			// pauses are the protocol's, not a slow client's.
+			// pauses are the protocol's, not a slow client's. (gRPC is
+			// HTTP/2 only: on HTTP/1 the content type would be a way
+			// around the limit.)
 			minRate = 0
 		}
 		body = newClientBody(w, r, pr.limits.BodyReadTimeout.D(0), minRate)
