@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -333,12 +334,20 @@ func serverTLS(a Access) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// ReloadTokens reads the tokens file again (SIGHUP, or a change to the
-// file). A file that cannot be read or parsed leaves the tokens in force
-// and is logged; so is the number of tokens loaded.
+// ReloadTokens reads the tokens file again (SIGHUP, or a change in its
+// directory). A file that cannot be read or parsed leaves the tokens in
+// force and is logged; so is the number of tokens loaded. A file whose
+// content did not change is a no-op, and logs nothing: the watcher calls
+// this for any change in the directory, which may hold the gateway's own
+// log file.
 func (s *Server) ReloadTokens() error {
 	if s.tokensFile == "" {
 		return nil
+	}
+	if data, err := os.ReadFile(s.tokensFile); err == nil {
+		if cur := s.tokens.Load(); cur != nil && cur.file == sha256.Sum256(data) {
+			return nil
+		}
 	}
 	t, err := ReadTokens(s.tokensFile)
 	if err != nil {

@@ -60,6 +60,7 @@ const maxTokenLine = 4 << 10
 // tokens' SHA-256 digests are kept.
 type Tokens struct {
 	entries []tokenEntry
+	file    [sha256.Size]byte // the SHA-256 of the file they were read from (ReadTokens)
 }
 
 type tokenEntry struct {
@@ -107,6 +108,7 @@ func ReadTokens(file string) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin tokens file %s: %w", file, err)
 	}
+	t.file = sha256.Sum256(data)
 	return t, nil
 }
 
