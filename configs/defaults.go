@@ -46,6 +46,7 @@ const (
 	defaultMaxHeaderCount        = 100
 	defaultBodyReadTimeout       = 30 * time.Second
 	defaultMinBodyRate           = 240
+	defaultHeadersUnderscores    = "Drop"
 	defaultResponseHeaderTimeout = 60 * time.Second
 	defaultTLSMinVersion         = "TLS1.2"
 	defaultFailurePolicy         = "FailClosed"
@@ -162,6 +163,7 @@ func defaultGateway(s *GatewaySpec, namespace string) {
 	setDefault(&s.ClientLimits.MaxHeaderCount, defaultMaxHeaderCount)
 	defaultDuration(&s.ClientLimits.BodyReadTimeout, defaultBodyReadTimeout)
 	defaultSize(&s.ClientLimits.MinBodyRate, defaultMinBodyRate)
+	setDefault(&s.ClientLimits.HeadersWithUnderscores, defaultHeadersUnderscores)
 	if s.IdentityHeaders == nil {
 		s.IdentityHeaders = append([]string(nil), defaultIdentityHeaders...)
 	}

@@ -207,6 +207,13 @@ type ClientLimits struct {
 	// gRPC requests (application/grpc*) are exempt: a client stream
 	// pauses between messages.
 	MinBodyRate *Size `json:"minBodyRate,omitempty"`
+	// HeadersWithUnderscores: what a request header whose name has an
+	// underscore gets: Drop (default, as Nginx's underscores_in_headers
+	// off), Reject (400, Envoy's REJECT_REQUEST) or Allow. Many backends
+	// (CGI, WSGI, PHP, Rails) read X_Consumer and X-Consumer as the same
+	// variable, so an underscore spelling would pass the identity headers
+	// the gateway strips.
+	HeadersWithUnderscores string `json:"headersWithUnderscores,omitempty"`
 }
 
 // ------------------------------------------------------------ ProxyBackend

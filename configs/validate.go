@@ -172,6 +172,9 @@ func validateGateway(o *object, s *GatewaySpec) {
 			o.between("spec.clientLimits.maxHeaderCount", c.MaxHeaderCount, 1, 10000)
 		}
 		o.positive("spec.clientLimits.bodyReadTimeout", c.BodyReadTimeout)
+		if c.HeadersWithUnderscores != "" {
+			o.enum("spec.clientLimits.headersWithUnderscores", c.HeadersWithUnderscores, "Drop", "Reject", "Allow")
+		}
 	}
 	for i, h := range s.IdentityHeaders {
 		o.token(index("spec.identityHeaders", i), strings.TrimSuffix(h, "*"), "header name")

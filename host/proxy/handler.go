@@ -63,7 +63,7 @@ func headersOverLimits(r *http.Request, l configs.ClientLimits) bool {
 		maxCount = 100
 	}
 	maxBytes := l.MaxHeaderBytes.B(60 << 10)
-	n := 0
+	n := 1 // Host (net/http keeps it out of r.Header)
 	size := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len(r.Host) + len("Host: \r\n")
 	for k, vv := range r.Header {
 		n += len(vv)
@@ -116,6 +116,11 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		observe.RecordOf(w).SetClientError("header_limits")
 		closeAfter(w, r)
 		writeError(w, http.StatusRequestHeaderFieldsTooLarge, "too many or too large request headers", id)
+		return
+	}
+	if underscoreHeaders(r.Header, pr.limits.HeadersWithUnderscores) {
+		observe.RecordOf(w).SetClientError("underscore_header")
+		writeError(w, http.StatusBadRequest, "request header names with underscores are refused", id)
 		return
 	}
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {

@@ -169,23 +169,48 @@ func compileIdentityHeaders(names []string, policies []*configs.Policy) *identit
 	return ih
 }
 
-// strip removes the identity headers from h.
+// strip removes the identity headers from h, also when their names are
+// spelled with underscores for hyphens (X_Consumer: what a CGI-style
+// backend reads as X-Consumer).
 func (ih *identityHeaders) strip(h http.Header) {
 	if ih == nil {
 		return
 	}
 	for k := range h {
-		if ih.exact[k] {
+		name := k
+		if strings.IndexByte(k, '_') >= 0 {
+			name = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		}
+		if ih.exact[name] {
 			delete(h, k)
 			continue
 		}
 		for _, p := range ih.prefixes {
-			if strings.HasPrefix(k, p) {
+			if strings.HasPrefix(name, p) {
 				delete(h, k)
 				break
 			}
 		}
 	}
+}
+
+// underscoreHeaders applies a listener's headersWithUnderscores to h:
+// Drop removes every field whose name has an underscore, Reject reports
+// whether there is one (the request gets 400), Allow leaves them.
+func underscoreHeaders(h http.Header, action string) (reject bool) {
+	if action == "Allow" {
+		return false
+	}
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		if action == "Reject" {
+			return true
+		}
+		delete(h, k)
+	}
+	return false
 }
 
 // trustedNets is a set of CIDRs whose forwarding headers are believed.

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/novaedge/novaedge/configs"
@@ -200,8 +202,8 @@ func TestHeaderLimits(t *testing.T) {
 		head   string
 		status int
 	}{
-		{name: "100 fields", head: fields(99), status: 200}, // + Connection
-		{name: "101 fields", head: fields(100), status: 431},
+		{name: "100 fields", head: fields(98), status: 200}, // + Host and Connection
+		{name: "101 fields", head: fields(99), status: 431},
 		{name: "1000 fields", head: fields(1000), status: 431},
 		{name: "a 59 KiB field", head: "X-Big: " + strings.Repeat("a", 59<<10) + "\r\n", status: 200},
 		{name: "a 62 KiB field (net/http alone lets it in)", head: "X-Big: " + strings.Repeat("a", 62<<10) + "\r\n", status: 431},
@@ -244,6 +246,9 @@ func TestIdentityHeadersStrip(t *testing.T) {
 		{name: "defaults and the policies' headers", names: []string{"X-Consumer", "X-User-ID", "X-Authenticated-*"},
 			in:   []string{"X-Consumer", "X-User-Id", "X-Authenticated-User", "X-Authenticated-", "X-Tenant", "X-Org", "X-Other", "X-Authenticate"},
 			kept: []string{"X-Other", "X-Authenticate"}},
+		{name: "underscore spellings (headersWithUnderscores: Allow)", names: []string{"X-Consumer", "X-User-ID", "X-Authenticated-*"},
+			in:   []string{"X_Consumer", "X_user_id", "X_Authenticated_User", "X_Tenant", "X_Other"},
+			kept: []string{"X_Other"}},
 		{name: "an empty list keeps only the policies' headers", names: []string{},
 			in:   []string{"X-Consumer", "X-User-Id", "X-Tenant", "X-Org"},
 			kept: []string{"X-Consumer"}},
@@ -275,8 +280,9 @@ func TestHeadersOverLimits(t *testing.T) {
 		header http.Header
 		over   bool
 	}{
-		{name: "within", header: http.Header{"A": {"1"}, "B": {"2"}}},
-		{name: "at the count", header: http.Header{"A": {"1", "2"}, "B": {"3"}}},
+		{name: "within", header: http.Header{"A": {"1"}}},
+		{name: "at the count (Host counts)", header: http.Header{"A": {"1"}, "B": {"2"}}},
+		{name: "over the count by Host", header: http.Header{"A": {"1", "2"}, "B": {"3"}}, over: true},
 		{name: "over the count, by repeated fields", header: http.Header{"A": {"1", "2", "3", "4"}}, over: true},
 		{name: "over the size", header: http.Header{"A": {strings.Repeat("x", 80)}}, over: true},
 	} {
@@ -284,6 +290,85 @@ func TestHeadersOverLimits(t *testing.T) {
 			r := &http.Request{Method: "GET", RequestURI: "/", Proto: "HTTP/1.1", Host: "h", Header: tc.header}
 			if got := headersOverLimits(r, limits); got != tc.over {
 				t.Errorf("over = %v, want %v", got, tc.over)
+			}
+		})
+	}
+}
+
+func TestUnderscoreHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		action string
+		reject bool
+		kept   []string
+	}{
+		{action: "Drop", kept: []string{"X-Ok"}},
+		{action: "Reject", reject: true, kept: []string{"X-Ok", "X_a_b", "X_consumer"}},
+		{action: "Allow", kept: []string{"X-Ok", "X_a_b", "X_consumer"}},
+	} {
+		t.Run(tc.action, func(t *testing.T) {
+			h := http.Header{"X-Ok": {"1"}, "X_consumer": {"admin"}, "X_a_b": {"2"}}
+			if got := underscoreHeaders(h, tc.action); got != tc.reject {
+				t.Errorf("reject = %v, want %v", got, tc.reject)
+			}
+			var kept []string
+			for k := range h {
+				kept = append(kept, k)
+			}
+			slices.Sort(kept)
+			if !slices.Equal(kept, tc.kept) {
+				t.Errorf("kept %v, want %v", kept, tc.kept)
+			}
+		})
+	}
+}
+
+// TestUnderscoreHeadersEndToEnd: X_Consumer is what a CGI-style backend
+// (WSGI, PHP, Rails) reads as X-Consumer; by default it never reaches the
+// backend, with Reject the request gets 400, with Allow it passes unless
+// it spells an identity header.
+func TestUnderscoreHeadersEndToEnd(t *testing.T) {
+	var mu sync.Mutex
+	var seen http.Header
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Clone()
+		mu.Unlock()
+	})
+	for _, tc := range []struct {
+		action string
+		status int
+		passed []string // underscore fields the backend got
+	}{
+		{action: "", status: 200}, // the default: Drop
+		{action: "Reject", status: 400},
+		{action: "Allow", status: 200, passed: []string{"X_tenant"}},
+	} {
+		t.Run("action "+tc.action, func(t *testing.T) {
+			limits := ""
+			if tc.action != "" {
+				limits = "  clientLimits: {headersWithUnderscores: " + tc.action + "}"
+			}
+			_, addr := startGatewayOpts(t, gatewayYAML(freePort(t), limits)+backendYAML("b", be.addr())+route(`
+    - backendRefs: [{name: b}]
+`), Options{})
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			resp, _, _ := rawExchange(t, addr, "GET /u HTTP/1.1\r\nHost: x\r\nX_Consumer: admin\r\nX_Tenant: t1\r\nConnection: close\r\n\r\n")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var passed []string
+			for k := range seen {
+				if strings.Contains(k, "_") {
+					passed = append(passed, k)
+				}
+			}
+			slices.Sort(passed)
+			if !slices.Equal(passed, tc.passed) {
+				t.Errorf("the backend got %v, want %v", passed, tc.passed)
 			}
 		})
 	}
