@@ -91,14 +91,7 @@ func (s *Server) putConfig(w http.ResponseWriter, req *http.Request) {
 		if cur := s.gw.Snapshot(); cur != nil {
 			rep.Hash = cur.Hash
 		}
-		var ps configs.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
-				rep.Problems = append(rep.Problems, p.String())
-			}
-		} else {
-			rep.Problems = []string{err.Error()}
-		}
+		rep.Problems = reload.ProblemLines(err)
 		s.log.Warn("configuration change refused", "source", rep.Source, "problems", len(rep.Problems), "problem", rep.Problems[0])
 		writeReport(w, rep, err)
 		return

@@ -245,14 +245,7 @@ func (r *Reloader) apply(ctx context.Context, source string, load Loader, ifMatc
 	snap, err := load()
 	switch {
 	case err != nil:
-		var ps configs.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
-				rep.Problems = append(rep.Problems, p.String())
-			}
-		} else {
-			rep.Problems = []string{err.Error()}
-		}
+		rep.Problems = ProblemLines(err)
 	case snap.Hash == rep.Hash && rebuild == nil:
 		rep.Result = Unchanged
 		r.source = load
@@ -327,4 +320,18 @@ func (r *Reloader) LastRejected() (Report, bool) {
 		return Report{}, false
 	}
 	return *r.lastRejected, true
+}
+
+// ProblemLines lists an error's problems, a line each: every problem of
+// a configs.Problems, else the error itself.
+func ProblemLines(err error) []string {
+	var ps configs.Problems
+	if !errors.As(err, &ps) {
+		return []string{err.Error()}
+	}
+	lines := make([]string, 0, len(ps))
+	for _, p := range ps {
+		lines = append(lines, p.String())
+	}
+	return lines
 }
