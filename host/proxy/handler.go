@@ -56,8 +56,10 @@ func requestID(r *http.Request) []string {
 // than the listener's maxHeaderCount, or a header block (request line
 // and field lines) larger than its maxHeaderBytes: net/http enforces the
 // latter only approximately (an HTTP/1 block may run 4 KiB over; HTTP/2
-// counts HPACK's sizes), and counts no fields.
-func headersOverLimits(r *http.Request, l configs.ClientLimits) bool {
+// counts HPACK's sizes), and counts no fields. It also reports whether a
+// field name has an underscore (one pass over the fields, for
+// headersWithUnderscores).
+func headersOverLimits(r *http.Request, l configs.ClientLimits) (over, underscore bool) {
 	maxCount := l.MaxHeaderCount
 	if maxCount <= 0 {
 		maxCount = 100
@@ -70,8 +72,11 @@ func headersOverLimits(r *http.Request, l configs.ClientLimits) bool {
 		for _, v := range vv {
 			size += len(k) + len(v) + 4 // "k: v\r\n"
 		}
+		if !underscore && strings.IndexByte(k, '_') >= 0 {
+			underscore = true
+		}
 	}
-	return n > maxCount || int64(size) > maxBytes
+	return n > maxCount || int64(size) > maxBytes, underscore
 }
 
 // cleanPath resolves dot segments and repeated slashes so that routing,
@@ -96,7 +101,7 @@ func cleanPath(p string) string {
 }
 
 func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
-	overLimits := headersOverLimits(r, pr.limits)
+	overLimits, underscore := headersOverLimits(r, pr.limits)
 	// Hop-by-hop headers go first, before anything reads the headers: a
 	// Connection token cannot remove what the gateway or a policy sets
 	// later (the request ID, X-Consumer).
@@ -118,7 +123,7 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request, pr *portRouter) {
 		writeError(w, http.StatusRequestHeaderFieldsTooLarge, "too many or too large request headers", id)
 		return
 	}
-	if underscoreHeaders(r.Header, pr.limits.HeadersWithUnderscores) {
+	if underscore && underscoreHeaders(r.Header, pr.limits.HeadersWithUnderscores) {
 		observe.RecordOf(w).SetClientError("underscore_header")
 		writeError(w, http.StatusBadRequest, "request header names with underscores are refused", id)
 		return

@@ -288,7 +288,7 @@ func TestHeadersOverLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &http.Request{Method: "GET", RequestURI: "/", Proto: "HTTP/1.1", Host: "h", Header: tc.header}
-			if got := headersOverLimits(r, limits); got != tc.over {
+			if got, _ := headersOverLimits(r, limits); got != tc.over {
 				t.Errorf("over = %v, want %v", got, tc.over)
 			}
 		})
