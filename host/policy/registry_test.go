@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/novaedge/novaedge/configs"
+	"github.com/novaedge/novaedge/host/gwtest"
 	"github.com/novaedge/novaedge/host/policy/bundled"
 	"github.com/novaedge/novaedge/host/proxy"
 	"github.com/novaedge/novaedge/host/wasm"
@@ -160,26 +161,9 @@ func TestWasmAuthenticatesCache(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := fmt.Sprintf(`apiVersion: novaedge.io/v1alpha1
-kind: ProxyGateway
-metadata: {name: gw, namespace: t}
-spec:
-  listeners: [{name: http, address: 127.0.0.1, port: %d, protocol: HTTP}]
-  cache: {enabled: true, maxSize: 1Mi, maxEntrySize: 64Ki}
----
-apiVersion: novaedge.io/v1alpha1
-kind: ProxyBackend
-metadata: {name: app, namespace: t}
-spec:
-  endpoints: [{address: %q}]
----
-apiVersion: novaedge.io/v1alpha1
-kind: ProxyRoute
-metadata: {name: r, namespace: t}
-spec:
-  rules:
-    - backendRefs: [{name: app}]
-`, freePort(t), strings.TrimPrefix(be.URL, "http://")) + policyDoc("sso", "tinygo/headers.wasm", fmt.Sprintf("    authenticates: %v\n", tc.authenticates))
+			res := gwtest.GatewayYAML(freePort(t), "  cache: {enabled: true, maxSize: 1Mi, maxEntrySize: 64Ki}") +
+				gwtest.BackendYAML("app", strings.TrimPrefix(be.URL, "http://")) +
+				gwtest.RouteYAML("r", "    - backendRefs: [{name: app}]\n") + policyDoc("sso", "tinygo/headers.wasm", fmt.Sprintf("    authenticates: %v\n", tc.authenticates))
 			snap, err := configs.LoadFiles([]configs.File{{Name: filepath.Join(abs, "cache-test.yaml"), Data: []byte(res)}})
 			if err != nil {
 				t.Fatal(err)
