@@ -340,7 +340,7 @@ func bench(ctx context.Context, o *options) ([]lineResult, generator, error) {
 				r.Skipped = peerNotInstalled
 				break
 			}
-			proxy, url, err = startPeer(ctx, g, o.serverCPU, peer, bin, dir, backendAddr, spec.policies > 0)
+			proxy, url, err = startPeer(ctx, g, o.serverCPU, peer, bin, dir, backendAddr, spec.policies > 0, rateLimitPerSec)
 		case lineReverseProxy, lineReverseProxyPolices:
 			proxy, url, err = startReverseProxy(ctx, g, o.serverCPU, self, backendURL, spec.policies > 0)
 		case lineNovaedge, lineNovaedgePolicies3, lineNovaedgePolicies4, lineNovaedgeWasm:

@@ -23,8 +23,9 @@ const peerNotInstalled = "not installed (make tools)"
 // backendAddr; dir is nginx's prefix (pid and temporary files go there).
 // With policies: CORS by a map on Origin that answers an allowed origin
 // with itself, the security headers by add_header, and limit_req keyed by
-// the API key header at a rate that refuses nothing.
-func nginxConfig(dir, listenAddr, backendAddr string, policies bool) string {
+// the API key header at rate requests per second with as large a burst
+// (the benchmark's rate refuses nothing).
+func nginxConfig(dir, listenAddr, backendAddr string, policies bool, rate int) string {
 	httpPolicies, locationPolicies := "", ""
 	if policies {
 		httpPolicies = fmt.Sprintf(`
@@ -51,9 +52,9 @@ func nginxConfig(dir, listenAddr, backendAddr string, policies bool) string {
     limit_req_zone $http_%s zone=perkey:10m rate=%dr/s;
     limit_req_status 429;
 `, allowedOrigin, allowedOrigin2, exposeHeaders, hstsValue,
-			strings.ToLower(strings.ReplaceAll(apiKeyHeader, "-", "_")), rateLimitPerSec)
+			strings.ToLower(strings.ReplaceAll(apiKeyHeader, "-", "_")), rate)
 		var b strings.Builder
-		fmt.Fprintf(&b, "            limit_req zone=perkey burst=%d nodelay;\n", rateLimitPerSec)
+		fmt.Fprintf(&b, "            limit_req zone=perkey burst=%d nodelay;\n", rate)
 		b.WriteString("            add_header Vary Origin always;\n")
 		b.WriteString("            add_header Access-Control-Allow-Origin $cors_origin always;\n")
 		b.WriteString("            add_header Access-Control-Allow-Credentials $cors_credentials always;\n")
@@ -97,17 +98,17 @@ http {
 
 // haproxyConfig returns haproxy.cfg for a frontend on listenAddr proxying
 // to backendAddr. With policies: a stick table keyed by the API key header
-// counting the request rate (denied with 429 above a rate never reached),
-// CORS by an acl on Origin remembered for the response, and the security
-// headers by http-response set-header.
-func haproxyConfig(listenAddr, backendAddr string, policies bool) string {
+// counting the request rate over a second (denied with 429 above rate; the
+// benchmark's rate is never reached), CORS by an acl on Origin remembered
+// for the response, and the security headers by http-response set-header.
+func haproxyConfig(listenAddr, backendAddr string, policies bool, rate int) string {
 	frontendPolicies := ""
 	if policies {
 		var b strings.Builder
 		b.WriteString("    # The rate limit per API key: counts every request, refuses none.\n")
 		b.WriteString("    stick-table type string len 128 size 10k expire 60s store http_req_rate(1s)\n")
 		fmt.Fprintf(&b, "    http-request track-sc0 req.hdr(%s)\n", apiKeyHeader)
-		fmt.Fprintf(&b, "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt %d }\n", rateLimitPerSec)
+		fmt.Fprintf(&b, "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt %d }\n", rate)
 		b.WriteString("    # CORS: an allowed Origin is answered with itself; others get nothing.\n")
 		fmt.Fprintf(&b, "    acl cors_allowed req.hdr(Origin) -m str %s %s\n", allowedOrigin, allowedOrigin2)
 		b.WriteString("    http-request set-var(txn.cors_origin) req.hdr(Origin) if cors_allowed\n")
@@ -143,8 +144,9 @@ frontend bench
 // startPeer writes the configuration of peer ("nginx" or "haproxy") into
 // a directory of its own under dir, starts the peer's binary bin on it
 // (pinned to cpu) and waits until it proxies a request with 200. It
-// returns the process (owned by g) and the URL to load.
-func startPeer(ctx context.Context, g *procs, cpu int, peer, bin, dir, backendAddr string, policies bool) (*proc, string, error) {
+// returns the process (owned by g) and the URL to load. rate is the rate
+// limit's, with policies.
+func startPeer(ctx context.Context, g *procs, cpu int, peer, bin, dir, backendAddr string, policies bool, rate int) (*proc, string, error) {
 	listenAddr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -162,13 +164,13 @@ func startPeer(ctx context.Context, g *procs, cpu int, peer, bin, dir, backendAd
 	switch peer {
 	case "nginx":
 		conf = filepath.Join(pdir, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(pdir, listenAddr, backendAddr, policies)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(nginxConfig(pdir, listenAddr, backendAddr, policies, rate)), 0o644); err != nil {
 			return nil, "", err
 		}
 		args = []string{"-p", pdir + "/", "-c", conf, "-e", filepath.Join(pdir, "error.log"), "-g", "daemon off;"}
 	case "haproxy":
 		conf = filepath.Join(pdir, "haproxy.cfg")
-		if err := os.WriteFile(conf, []byte(haproxyConfig(listenAddr, backendAddr, policies)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(haproxyConfig(listenAddr, backendAddr, policies, rate)), 0o644); err != nil {
 			return nil, "", err
 		}
 		args = []string{"-f", conf, "-db"}

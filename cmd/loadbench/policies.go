@@ -55,11 +55,10 @@ func benchHeaders(token string) []string {
 }
 
 // withPolicies wraps next in the Go middleware of the reverseproxy+3 line:
-// a rate limit per API key (token bucket, 429 over it), CORS and the
+// a rate limit per API key (limiter's buckets, 429 over it), CORS and the
 // security headers, each set before next writes the response (ReverseProxy
 // adds the backend's headers to those already set).
-func withPolicies(next http.Handler) http.Handler {
-	limiter := newKeyLimiter(rateLimitPerSec, rateLimitPerSec)
+func withPolicies(next http.Handler, limiter *keyLimiter) http.Handler {
 	origins := map[string]bool{allowedOrigin: true, allowedOrigin2: true}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !limiter.allow(r.Header.Get(apiKeyHeader), time.Now()) {

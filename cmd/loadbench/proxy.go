@@ -31,7 +31,7 @@ func reverseproxyMain(args []string) int {
 	}
 	var h http.Handler = newReverseProxy(u)
 	if *policies {
-		h = withPolicies(h)
+		h = withPolicies(h, newKeyLimiter(rateLimitPerSec, rateLimitPerSec))
 	}
 	return serve("reverseproxy", *addr, h)
 }

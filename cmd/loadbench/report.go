@@ -57,7 +57,12 @@ func printTable(w io.Writer, gen generator, o options, rs []lineResult) {
 			continue
 		}
 		added := r.ProxyCPU - b.ProxyCPU
-		costs = append(costs, fmt.Sprintf("  %-15s %+7.1f µs/req over %s, %+6.1f µs per policy (%d)", r.Line, added, r.Base, added/float64(r.Policies), r.Policies))
+		costs = append(costs, fmt.Sprintf("  %-15s %+7.1f µs/req over %-13s %+6.1f µs per policy (%d)", r.Line, added, r.Base, added/float64(r.Policies), r.Policies))
+	}
+	// The JWT policy by itself: the four policies over the three.
+	p3, p4 := findLine(rs, lineNovaedgePolicies3), findLine(rs, lineNovaedgePolicies4)
+	if p3 != nil && p4 != nil && p3.measured() && p4.measured() && p3.ProxyCPU >= 0 && p4.ProxyCPU >= 0 {
+		costs = append(costs, fmt.Sprintf("  %-15s %+7.1f µs/req over %-13s (JWT alone)", p4.Line, p4.ProxyCPU-p3.ProxyCPU, p3.Line))
 	}
 	if len(costs) > 0 {
 		fmt.Fprintf(w, "\npolicy cost (proxy CPU per request, over the plain line):\n%s\n", strings.Join(costs, "\n"))
