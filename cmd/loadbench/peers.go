@@ -48,7 +48,7 @@ func nginxConfig(dir, listenAddr, backendAddr string, policies bool, rate int) s
         default "";
         on %q;
     }
-    # The rate limit per API key: counts every request, refuses none.
+    # The rate limit per API key (at the benchmark's rate: counts every request, refuses none).
     limit_req_zone $http_%s zone=perkey:10m rate=%dr/s;
     limit_req_status 429;
 `, allowedOrigin, allowedOrigin2, exposeHeaders, hstsValue,
@@ -105,7 +105,7 @@ func haproxyConfig(listenAddr, backendAddr string, policies bool, rate int) stri
 	frontendPolicies := ""
 	if policies {
 		var b strings.Builder
-		b.WriteString("    # The rate limit per API key: counts every request, refuses none.\n")
+		b.WriteString("    # The rate limit per API key (at the benchmark's rate: counts every request, refuses none).\n")
 		b.WriteString("    stick-table type string len 128 size 10k expire 60s store http_req_rate(1s)\n")
 		fmt.Fprintf(&b, "    http-request track-sc0 req.hdr(%s)\n", apiKeyHeader)
 		fmt.Fprintf(&b, "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt %d }\n", rate)
