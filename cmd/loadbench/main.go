@@ -335,7 +335,7 @@ func bench(ctx context.Context, o *options) ([]lineResult, generator, error) {
 			url = backendURL
 		case lineNginx, lineNginxPolicies, lineHAProxy, lineHAProxyPolicies:
 			peer, _, _ := strings.Cut(spec.name, "+")
-			bin, lerr := exec.LookPath(peer)
+			bin, lerr := lookPeer(peer)
 			if lerr != nil {
 				r.Skipped = peerNotInstalled
 				break

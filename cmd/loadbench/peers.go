@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -18,6 +19,19 @@ import (
 
 // peerNotInstalled is the row of a peer whose binary is not on PATH.
 const peerNotInstalled = "not installed (make tools)"
+
+// lookPeer finds a peer's binary on PATH or, as Debian installs them, in
+// /usr/sbin (not on every user's PATH).
+func lookPeer(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, nil
+	}
+	if p, err2 := exec.LookPath(filepath.Join("/usr/sbin", name)); err2 == nil {
+		return p, nil
+	}
+	return "", err
+}
 
 // nginxConfig returns nginx.conf for a server on listenAddr proxying to
 // backendAddr; dir is nginx's prefix (pid and temporary files go there).

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,7 +60,7 @@ func TestPeerConfigs(t *testing.T) {
 func TestPeers(t *testing.T) {
 	for _, peer := range []string{"nginx", "haproxy"} {
 		t.Run(peer, func(t *testing.T) {
-			bin, err := exec.LookPath(peer)
+			bin, err := lookPeer(peer)
 			if err != nil {
 				t.Skipf("%s not installed (make tools installs it): %v", peer, err)
 			}
