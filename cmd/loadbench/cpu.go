@@ -68,8 +68,11 @@ func cpuTime(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("CPU time of pid %d: %w", pid, err)
 	}
-	children := map[int][]procStat{} // by parent
-	pids := map[int][]int{}
+	type child struct {
+		pid int
+		procStat
+	}
+	children := map[int][]child{} // by parent
 	for _, e := range entries {
 		n, err := strconv.Atoi(e.Name())
 		if err != nil || n == pid {
@@ -83,8 +86,7 @@ func cpuTime(pid int) (time.Duration, error) {
 		if err != nil {
 			continue
 		}
-		children[st.ppid] = append(children[st.ppid], st)
-		pids[st.ppid] = append(pids[st.ppid], n)
+		children[st.ppid] = append(children[st.ppid], child{pid: n, procStat: st})
 	}
 	ticks := root.ticks
 	queue := []int{pid}
@@ -92,14 +94,13 @@ func cpuTime(pid int) (time.Duration, error) {
 	for len(queue) > 0 { // bounded: every pid is queued at most once
 		p := queue[0]
 		queue = queue[1:]
-		for i, st := range children[p] {
-			c := pids[p][i]
-			if seen[c] {
+		for _, c := range children[p] {
+			if seen[c.pid] {
 				continue
 			}
-			seen[c] = true
-			ticks += st.ticks
-			queue = append(queue, c)
+			seen[c.pid] = true
+			ticks += c.ticks
+			queue = append(queue, c.pid)
 		}
 	}
 	return time.Duration(ticks) * time.Second / userHZ, nil

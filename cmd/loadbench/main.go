@@ -78,17 +78,17 @@ func main() {
 
 // The lines' names.
 const (
-	lineDirect              = "direct"
-	lineNginx               = "nginx"
-	lineNginxPolicies       = "nginx+3"
-	lineHAProxy             = "haproxy"
-	lineHAProxyPolicies     = "haproxy+3"
-	lineReverseProxy        = "reverseproxy"
-	lineReverseProxyPolices = "reverseproxy+3"
-	lineNovaedge            = "novaedge"
-	lineNovaedgePolicies3   = "novaedge+3"
-	lineNovaedgePolicies4   = "novaedge+4"
-	lineNovaedgeWasm        = "novaedge+wasm" // with a header-adding TinyGo plugin on the route
+	lineDirect               = "direct"
+	lineNginx                = "nginx"
+	lineNginxPolicies        = "nginx+3"
+	lineHAProxy              = "haproxy"
+	lineHAProxyPolicies      = "haproxy+3"
+	lineReverseProxy         = "reverseproxy"
+	lineReverseProxyPolicies = "reverseproxy+3"
+	lineNovaedge             = "novaedge"
+	lineNovaedgePolicies3    = "novaedge+3"
+	lineNovaedgePolicies4    = "novaedge+4"
+	lineNovaedgeWasm         = "novaedge+wasm" // with a header-adding TinyGo plugin on the route
 )
 
 // lineSpec is a line of the table: a plain line, or one that adds
@@ -108,7 +108,7 @@ var allLines = []lineSpec{
 	{name: lineHAProxy},
 	{name: lineHAProxyPolicies, base: lineHAProxy, policies: headerPolicies},
 	{name: lineReverseProxy},
-	{name: lineReverseProxyPolices, base: lineReverseProxy, policies: headerPolicies},
+	{name: lineReverseProxyPolicies, base: lineReverseProxy, policies: headerPolicies},
 	{name: lineNovaedge},
 	{name: lineNovaedgePolicies3, base: lineNovaedge, policies: headerPolicies},
 	{name: lineNovaedgePolicies4, base: lineNovaedge, policies: headerPolicies + 1, jwt: true},
@@ -209,12 +209,6 @@ func benchMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		return 2
 	}
-	if o.wrkThreads == 0 {
-		o.wrkThreads = 2
-		if o.clientCPU >= 0 {
-			o.wrkThreads = 1
-		}
-	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -290,6 +284,12 @@ func bench(ctx context.Context, o *options) ([]lineResult, generator, error) {
 			o.clientCPU, o.serverCPU = -1, -1
 		}
 	}
+	if o.wrkThreads == 0 { // wrk's threads share its one CPU when pinned
+		o.wrkThreads = 2
+		if o.clientCPU >= 0 {
+			o.wrkThreads = 1
+		}
+	}
 	gen, err := pickGenerator(*o, self)
 	if err != nil {
 		return nil, nil, err
@@ -341,7 +341,7 @@ func bench(ctx context.Context, o *options) ([]lineResult, generator, error) {
 				break
 			}
 			proxy, url, err = startPeer(ctx, g, o.serverCPU, peer, bin, dir, backendAddr, spec.policies > 0, rateLimitPerSec)
-		case lineReverseProxy, lineReverseProxyPolices:
+		case lineReverseProxy, lineReverseProxyPolicies:
 			proxy, url, err = startReverseProxy(ctx, g, o.serverCPU, self, backendURL, spec.policies > 0)
 		case lineNovaedge, lineNovaedgePolicies3, lineNovaedgePolicies4, lineNovaedgeWasm:
 			module, extra := "", ""

@@ -25,7 +25,7 @@ func fakeResults() []lineResult {
 		{Line: lineHAProxy, Skipped: peerNotInstalled, ProxyCPU: -1, BackendCPU: -1},
 		{Line: lineHAProxyPolicies, Base: lineHAProxy, Policies: 3, Skipped: peerNotInstalled, ProxyCPU: -1, BackendCPU: -1},
 		{Line: lineReverseProxy, loadResult: lr(10350, 5800*time.Microsecond, 14*time.Millisecond), Rounds: 3, ProxyCPU: 75.0, BackendCPU: 22.3},
-		{Line: lineReverseProxyPolices, Base: lineReverseProxy, Policies: 3, Err: "reverseproxy: exited\n--- log", ProxyCPU: -1, BackendCPU: -1},
+		{Line: lineReverseProxyPolicies, Base: lineReverseProxy, Policies: 3, Err: "reverseproxy: exited\n--- log", ProxyCPU: -1, BackendCPU: -1},
 		{Line: lineNovaedge, loadResult: lr(10800, 812*time.Microsecond, 1500*time.Millisecond), Rounds: 3, ProxyCPU: 71.0, BackendCPU: 22.0},
 		{Line: lineNovaedgePolicies3, Base: lineNovaedge, Policies: 3, loadResult: loadResult{Requests: 67500, RPS: 4500, P50: 13 * time.Millisecond, P99: 31 * time.Millisecond, BadStatus: 3, Errors: 1}, Rounds: 3, ProxyCPU: 188.0, BackendCPU: 23.1},
 		{Line: lineNovaedgePolicies4, Base: lineNovaedge, Policies: 4, loadResult: lr(3150, 19*time.Millisecond, 40*time.Millisecond), Rounds: 3, ProxyCPU: 281.0, BackendCPU: 23.5},
@@ -89,8 +89,8 @@ func TestSetRatios(t *testing.T) {
 		{line: lineDirect, ratio: 1},
 		{line: lineNginx, ratio: 0.5},
 		{line: lineNginxPolicies, ratio: 0.48, baseRate: 0.96},
-		{line: lineHAProxyPolicies},     // not installed: no ratio
-		{line: lineReverseProxyPolices}, // failed: no ratio
+		{line: lineHAProxyPolicies},      // not installed: no ratio
+		{line: lineReverseProxyPolicies}, // failed: no ratio
 		{line: lineNovaedgePolicies4, ratio: 0.07, baseRate: 3150.0 / 10800},
 	}
 	for _, tt := range tests {
