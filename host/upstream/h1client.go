@@ -206,8 +206,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // bodyWrite is the outcome of writing a request's body.
 type bodyWrite struct {
-	done chan struct{} // closed when the writer returned
-	err  error         // set before done is closed
+	done     chan struct{} // closed when the writer returned
+	err      error         // set before done is closed
+	fromBody bool          // err came from reading the client's body
 }
 
 // roundTrip sends req on pc and reads the response head. again reports
@@ -259,7 +260,7 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request, rh *requestH
 			// client's body, that is the error.
 			select {
 			case <-bwr.done:
-				if bwr.err != nil && !isConnClosedErr(bwr.err) {
+				if bwr.fromBody {
 					err = bwr.err
 				}
 			default:
@@ -283,15 +284,18 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request, rh *requestH
 }
 
 // writeBody writes req's body after its head (in bw), then reports to
-// bwr. On failure it closes the connection: the response being read
-// cannot be trusted after a body cut short.
+// bwr. If the client's body fails it closes the connection: the endpoint
+// waits for the rest, and what it answers to a body cut short cannot be
+// trusted. If writing fails, the connection is left to the reader: the
+// endpoint may have answered before it stopped reading (a 413).
 func (pc *h1Conn) writeBody(bw *bufio.Writer, req *http.Request, rh *requestHead, bwr *bodyWrite, trace *httptrace.ClientTrace) {
 	var err error
+	var fromBody bool
 	bp := chunkPool.Get().(*[]byte)
 	if rh.chunked {
-		_, err = writeChunked(bw, req.Body, *bp)
+		fromBody, err = writeChunked(bw, req.Body, *bp)
 	} else {
-		err = writeFixed(bw, req.Body, rh.length, *bp)
+		fromBody, err = writeFixed(bw, req.Body, rh.length, *bp)
 	}
 	chunkPool.Put(bp)
 	req.Body.Close()
@@ -300,18 +304,11 @@ func (pc *h1Conn) writeBody(bw *bufio.Writer, req *http.Request, rh *requestHead
 	if trace != nil && trace.WroteRequest != nil {
 		trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
 	}
-	bwr.err = err
+	bwr.err, bwr.fromBody = err, fromBody
 	close(bwr.done)
-	if err != nil {
+	if fromBody {
 		pc.nc.Close() // after done: the reader it wakes sees err
 	}
-}
-
-// isConnClosedErr reports whether err is that of writing to a connection
-// the reader closed (not the client's body failing).
-func isConnClosedErr(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) || errors.Is(err, net.ErrClosed)
 }
 
 // ioErr names an I/O error: the context's error if it ended the I/O.

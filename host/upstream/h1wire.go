@@ -122,10 +122,9 @@ func validHeaders(h http.Header) bool {
 
 // writeChunked copies body to bw in chunked coding, a chunk per read,
 // flushed as it goes (a streamed body reaches the endpoint as it comes),
-// and the last chunk with an empty trailer section. It returns the
-// number of body bytes written.
-func writeChunked(bw *bufio.Writer, body io.Reader, buf []byte) (int64, error) {
-	var total int64
+// and the last chunk with an empty trailer section. fromBody reports
+// that err came from reading body (else from writing).
+func writeChunked(bw *bufio.Writer, body io.Reader, buf []byte) (fromBody bool, err error) {
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
@@ -135,26 +134,26 @@ func writeChunked(bw *bufio.Writer, body io.Reader, buf []byte) (int64, error) {
 			bw.Write(buf[:n])
 			bw.WriteString("\r\n")
 			if err := bw.Flush(); err != nil {
-				return total, err
+				return false, err
 			}
-			total += int64(n)
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			return total, rerr
+			return true, rerr
 		}
 	}
 	bw.WriteString("0\r\n\r\n")
-	return total, bw.Flush()
+	return false, bw.Flush()
 }
 
 // writeFixed copies exactly n bytes of body to bw, flushed as they come
 // (a streamed body reaches the endpoint as the client sends it; the head
 // goes with the first bytes); a body shorter than its length is an error
 // (net/http's wording). What the body holds past n is not read.
-func writeFixed(bw *bufio.Writer, body io.Reader, n int64, buf []byte) error {
+// fromBody reports that err came from reading body (else from writing).
+func writeFixed(bw *bufio.Writer, body io.Reader, n int64, buf []byte) (fromBody bool, err error) {
 	var got int64
 	for got < n {
 		p := buf
@@ -165,7 +164,7 @@ func writeFixed(bw *bufio.Writer, body io.Reader, n int64, buf []byte) error {
 		if m > 0 {
 			bw.Write(p[:m])
 			if err := bw.Flush(); err != nil {
-				return err
+				return false, err
 			}
 			got += int64(m)
 		}
@@ -173,13 +172,13 @@ func writeFixed(bw *bufio.Writer, body io.Reader, n int64, buf []byte) error {
 			break
 		}
 		if rerr != nil {
-			return rerr
+			return true, rerr
 		}
 	}
 	if got != n {
-		return fmt.Errorf("http: ContentLength=%d with Body length %d", n, got)
+		return true, fmt.Errorf("http: ContentLength=%d with Body length %d", n, got)
 	}
-	return nil
+	return false, nil
 }
 
 // headReader reads one response head from br, counting its bytes
