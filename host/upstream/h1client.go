@@ -162,7 +162,7 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
-		pc, err := c.get(ctx, req.URL.Host, try > 0)
+		pc, err := c.get(ctx, req.URL.Host, try > 0, hasBody || !replayable(req))
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -452,22 +452,31 @@ func (b *h1Body) Close() error {
 var errBodyClosed = errors.New("upstream: read on a closed response body")
 
 // get returns an idle connection to addr (the most recently used), or
-// dials one; fresh forces a dial.
-func (c *h1Client) get(ctx context.Context, addr string, fresh bool) (*h1Conn, error) {
-	if !fresh {
+// dials one; fresh forces a dial. check asks for an idle connection to be
+// checked first (see alive): a request that could not be sent again if
+// the endpoint had closed it meanwhile costs a system call more, rather
+// than failing (net/http's reading goroutine notices such a close).
+func (c *h1Client) get(ctx context.Context, addr string, fresh, check bool) (*h1Conn, error) {
+	for !fresh {
 		c.mu.Lock()
-		if p := c.hosts[addr]; p != nil && len(p.conns) > 0 {
-			pc := p.conns[len(p.conns)-1]
-			p.conns[len(p.conns)-1] = nil
-			p.conns = p.conns[:len(p.conns)-1]
-			c.idle--
+		p := c.hosts[addr]
+		if p == nil || len(p.conns) == 0 {
 			c.mu.Unlock()
-			pc.reused = true
-			pc.br = readerPool.Get().(*bufio.Reader)
-			pc.br.Reset(pc.nc)
-			return pc, nil
+			break
 		}
+		pc := p.conns[len(p.conns)-1]
+		p.conns[len(p.conns)-1] = nil
+		p.conns = p.conns[:len(p.conns)-1]
+		c.idle--
 		c.mu.Unlock()
+		if check && !alive(pc.nc) {
+			pc.nc.Close()
+			continue
+		}
+		pc.reused = true
+		pc.br = readerPool.Get().(*bufio.Reader)
+		pc.br.Reset(pc.nc)
+		return pc, nil
 	}
 	nc, err := c.dial(ctx, "tcp", addr)
 	if err != nil {

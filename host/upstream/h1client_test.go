@@ -492,28 +492,39 @@ func TestH1ClientFallback(t *testing.T) {
 }
 
 // TestH1ClientStaleConnection: a pooled connection the endpoint closed
-// while it was idle is replaced once for a request that may be sent again
-// (as net/http does); a POST whose body was read is not sent twice.
+// while it was idle is not used for a request that could not be sent
+// again (it is checked first), and is replaced once for one that can (as
+// net/http does). A request the endpoint read and then dropped without an
+// answer is sent again only if it is idempotent.
 func TestH1ClientStaleConnection(t *testing.T) {
 	tests := []struct {
 		name   string
 		method string
 		body   string
 		header http.Header
-		wantOK bool
+		resent bool // sent again when dropped unanswered
 	}{
-		{name: "GET is sent again", method: "GET", wantOK: true},
-		{name: "HEAD is sent again", method: "HEAD", wantOK: true},
-		{name: "POST with an Idempotency-Key is sent again", method: "POST", header: http.Header{"Idempotency-Key": {"k"}}, wantOK: true},
-		{name: "POST without body is not", method: "POST"},
-		{name: "POST with a body is not", method: "POST", body: "payload"},
+		{name: "GET", method: "GET", resent: true},
+		{name: "HEAD", method: "HEAD", resent: true},
+		{name: "POST with an Idempotency-Key", method: "POST", header: http.Header{"Idempotency-Key": {"k"}}, resent: true},
+		{name: "POST without body", method: "POST"},
+		{name: "POST with a body", method: "POST", body: "payload"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		req := func(t *testing.T, ctx context.Context, addr string) *http.Request {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			r := newReq(t, ctx, tt.method, addr, "/", body)
+			for k, v := range tt.header {
+				r.Header[k] = v
+			}
+			return r
+		}
+		t.Run(tt.name+" after an idle close", func(t *testing.T) {
 			// The first answer does not say close, but the endpoint closes.
-			be := newRawBackend(t, func(n int) reply {
-				return reply{raw: okReply, closeConn: n == 0}
-			})
+			be := newRawBackend(t, func(n int) reply { return reply{raw: okReply, closeConn: n == 0} })
 			c := newTestClient(t, time.Minute, 4)
 			ctx := testCtx(t)
 			resp, err := c.RoundTrip(newReq(t, ctx, "GET", be.addr(), "/", nil))
@@ -522,28 +533,38 @@ func TestH1ClientStaleConnection(t *testing.T) {
 			}
 			readAll(resp)
 			waitFor(t, func() bool { return be.closed.Load() == 1 }, "the endpoint closes its first connection")
-			var body io.Reader
-			if tt.body != "" {
-				body = strings.NewReader(tt.body)
+			resp, err = c.RoundTrip(req(t, ctx, be.addr()))
+			if err != nil {
+				t.Fatalf("failed on the closed connection: %v", err)
 			}
-			req := newReq(t, ctx, tt.method, be.addr(), "/", body)
-			for k, v := range tt.header {
-				req.Header[k] = v
+			readAll(resp)
+			if n := be.accepted.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
 			}
-			resp, err = c.RoundTrip(req)
-			if tt.wantOK {
-				if err != nil {
-					t.Fatalf("not sent again: %v", err)
+			if n := len(be.seen()); n != 2 {
+				t.Errorf("the endpoint saw %d requests, want 2", n)
+			}
+		})
+		t.Run(tt.name+" dropped unanswered", func(t *testing.T) {
+			be := newRawBackend(t, func(n int) reply {
+				if n == 1 {
+					return reply{closeConn: true} // the second request: no answer
 				}
-				readAll(resp)
-				if n := be.accepted.Load(); n != 2 {
-					t.Errorf("%d connections, want 2", n)
-				}
-				return
+				return reply{raw: okReply}
+			})
+			c := newTestClient(t, time.Minute, 4)
+			ctx := testCtx(t)
+			resp, err := c.RoundTrip(newReq(t, ctx, "GET", be.addr(), "/", nil))
+			if err != nil {
+				t.Fatal(err)
 			}
+			readAll(resp)
+			resp, err = c.RoundTrip(req(t, ctx, be.addr()))
 			if err == nil {
 				readAll(resp)
-				t.Fatalf("the request was sent again: %d", resp.StatusCode)
+			}
+			if sent := len(be.seen()) - 1; (sent == 2) != tt.resent || (err == nil) != tt.resent {
+				t.Errorf("sent %d times, error %v; want sent again: %v", sent, err, tt.resent)
 			}
 		})
 	}
@@ -718,7 +739,7 @@ func TestH1ClientPool(t *testing.T) {
 		p := c.hosts[be.addr()]
 		last := p.conns[len(p.conns)-1]
 		c.mu.Unlock()
-		pc, err := c.get(ctx, be.addr(), false)
+		pc, err := c.get(ctx, be.addr(), false, false)
 		if err != nil {
 			t.Fatal(err)
 		}
