@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -488,7 +489,7 @@ func frame(resp *http.Response, method string) (f responseFraming, keep bool, er
 		keep = false
 		f = framingClose
 	}
-	if f == framingChunked {
+	if chunked { // even with no body to read, as net/http does
 		if tr, ok := h["Trailer"]; ok {
 			delete(h, "Trailer")
 			var bad string
@@ -566,6 +567,21 @@ func readResponse(hr *headReader, method string) (*http.Response, responseFramin
 	}
 }
 
+// upcomingDoubleCRLF reports whether br holds (or can buffer) a CRLF
+// CRLF within its buffer size.
+func upcomingDoubleCRLF(br *bufio.Reader) bool {
+	for peek := 4; peek <= br.Size(); peek++ {
+		b, err := br.Peek(peek)
+		if bytes.HasSuffix(b, []byte("\r\n\r\n")) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
 // newChunkedReader reads a chunked body from br up to its last chunk; the
 // trailer section is left for readTrailer. It is net/http's own parser.
 func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedReader(br) }
@@ -574,10 +590,20 @@ func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedRe
 // response's Trailer (announced names get their values; others are
 // added), as net/http does.
 func readTrailer(hr *headReader, resp *http.Response) error {
-	// The usual case: no trailer fields, just the final CRLF.
-	if b, err := hr.br.Peek(2); err == nil && b[0] == '\r' && b[1] == '\n' {
+	// The usual case: no trailer fields, just the final CRLF. Fewer than
+	// two bytes left is a body cut short (net/http's rule).
+	b, err := hr.br.Peek(2)
+	if err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	if b[0] == '\r' && b[1] == '\n' {
 		hr.br.Discard(2)
 		return nil
+	}
+	// Trailer fields must end within the reader's buffer (4 KB), with a
+	// CRLF CRLF, as net/http requires.
+	if !upcomingDoubleCRLF(hr.br) {
+		return errors.New("upstream: trailer section too long or not ended")
 	}
 	t := make(http.Header)
 	if err := hr.readHeader(t); err != nil {
