@@ -273,46 +273,48 @@ func statusText(b []byte) string {
 	return string(b)
 }
 
-// readHeader reads header fields up to the empty line into h. A line
+// readHeader reads header fields up to the empty line into a new
+// Header. A line
 // beginning with white space (obs-fold), a name that is not a token, white
 // space before the colon, or a control character in a value is an error
 // (RFC 9112 §5: a proxy must reject obs-fold or replace it; it rejects).
-func (hr *headReader) readHeader(h http.Header) error {
-	// One backing array for the first value of each field, as
-	// net/textproto does: count the lines already buffered.
+func (hr *headReader) readHeader() (http.Header, error) {
+	// The map sized, and one backing array for the first value of each
+	// field, as net/textproto does: count the lines already buffered.
 	var strs []string
 	if n := hr.br.Buffered(); n > 0 {
 		b, _ := hr.br.Peek(n)
 		if i := indexEmptyLine(b); i >= 0 {
-			b = b[:i]
+			b = b[:i+1]
 		}
-		strs = make([]string, countLF(b)+1)
+		strs = make([]string, countLF(b))
 	}
+	h := make(http.Header, len(strs))
 	for {
 		l, err := hr.line()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(l) == 0 {
-			return nil
+			return h, nil
 		}
 		if l[0] == ' ' || l[0] == '\t' {
-			return errObsFold
+			return nil, errObsFold
 		}
 		i := indexByte(l, ':')
 		if i <= 0 {
-			return fmt.Errorf("upstream: malformed header line %q", truncate(l))
+			return nil, fmt.Errorf("upstream: malformed header line %q", truncate(l))
 		}
 		name := l[:i]
 		for _, c := range name {
 			if !httpguts.IsTokenRune(rune(c)) {
-				return fmt.Errorf("upstream: malformed header name %q", truncate(name))
+				return nil, fmt.Errorf("upstream: malformed header name %q", truncate(name))
 			}
 		}
 		v := trimOWS(l[i+1:])
 		for _, c := range v {
 			if c < ' ' && c != '\t' || c == 0x7f {
-				return fmt.Errorf("upstream: control character in the value of header %q", truncate(name))
+				return nil, fmt.Errorf("upstream: control character in the value of header %q", truncate(name))
 			}
 		}
 		key := headerKey(name)
@@ -542,12 +544,7 @@ func readResponse(hr *headReader, method string) (*http.Response, responseFramin
 		if minor == 0 {
 			resp.Proto = "HTTP/1.0"
 		}
-		var sizeHint int
-		if b := hr.br.Buffered(); b > 0 {
-			sizeHint = min(b/32, 32)
-		}
-		resp.Header = make(http.Header, sizeHint)
-		if err := hr.readHeader(resp.Header); err != nil {
+		if resp.Header, err = hr.readHeader(); err != nil {
 			return nil, 0, false, err
 		}
 		if code == http.StatusSwitchingProtocols {
@@ -605,8 +602,8 @@ func readTrailer(hr *headReader, resp *http.Response) error {
 	if !upcomingDoubleCRLF(hr.br) {
 		return errors.New("upstream: trailer section too long or not ended")
 	}
-	t := make(http.Header)
-	if err := hr.readHeader(t); err != nil {
+	t, err := hr.readHeader()
+	if err != nil {
 		return err
 	}
 	if len(t) == 0 {
