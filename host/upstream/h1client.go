@@ -255,15 +255,14 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request, rh *requestH
 		again = nothing && !hasBody && (pc.reused && replayable(req))
 		if bwr != nil {
 			// The writer ends on its next write to the closed connection,
-			// or when the client's body ends; it is not waited for (the
-			// body may be a slow client's). If it already failed on the
-			// client's body, that is the error.
-			select {
-			case <-bwr.done:
-				if bwr.fromBody {
-					err = bwr.err
-				}
-			default:
+			// or when the client's body ends. It is waited for briefly, not
+			// longer (the body may be a slow client's): when the client's
+			// connection fails, net/http's server cancels the context
+			// before the body's read returns the error, and the error is
+			// the client's, not the endpoint's (as net/http's Transport
+			// reports its writer's error).
+			if waitDone(bwr.done, maxWriteWait) && bwr.fromBody {
+				err = bwr.err
 			}
 		}
 		return nil, again, pc.ioErr(ctx, err)
@@ -331,32 +330,32 @@ func (pc *h1Conn) done(stop func() bool, bwr *bodyWrite, reuse bool) {
 	if !stop() {
 		reuse = false // the context ended: the deadline may be set
 	}
-	if bwr != nil {
-		select {
-		case <-bwr.done:
-		default:
-			if !reuse {
-				break
-			}
-			t := time.NewTimer(maxWriteWait)
-			select {
-			case <-bwr.done:
-			case <-t.C:
-			}
-			t.Stop()
-		}
-		select {
-		case <-bwr.done:
-			reuse = reuse && bwr.err == nil
-		default:
-			reuse = false
-		}
+	if bwr != nil && reuse {
+		reuse = waitDone(bwr.done, maxWriteWait) && bwr.err == nil
 	}
 	if !reuse {
 		pc.close()
 		return
 	}
 	pc.c.put(pc)
+}
+
+// waitDone waits up to d for done to be closed and reports whether it
+// was.
+func waitDone(done <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // close closes the connection and returns its reader to the pool.
