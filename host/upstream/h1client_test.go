@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/novaedge/novaedge/configs"
 )
 
 // rawBackend is an HTTP/1.1 endpoint on a raw listener: it parses each
@@ -811,5 +813,30 @@ func TestBackendUsesNativeClient(t *testing.T) {
 				t.Errorf("native %v, want %v", native, tt.native)
 			}
 		})
+	}
+}
+
+// TestBackendClosesIdleToRemovedEndpoints: when an endpoint leaves the
+// backend, its idle connections are closed; a remaining endpoint's stay.
+func TestBackendClosesIdleToRemovedEndpoints(t *testing.T) {
+	stay := newRawBackend(t, func(int) reply { return reply{raw: okReply} })
+	leave := newRawBackend(t, func(int) reply { return reply{raw: okReply} })
+	spec := explicitSpec("RoundRobin")
+	spec.Endpoints = nil
+	for _, a := range []string{stay.addr(), leave.addr()} {
+		spec.Endpoints = append(spec.Endpoints, configs.Endpoint{Address: a})
+	}
+	b := newTestBackend(t, spec, Options{})
+	for _, a := range []string{stay.addr(), leave.addr()} {
+		resp, err := b.Transport().RoundTrip(newReq(t, testCtx(t), "GET", a, "/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(resp)
+	}
+	b.setEndpoints([]endpointSpec{{addr: stay.addr(), weight: 1}})
+	waitFor(t, func() bool { return leave.closed.Load() == 1 }, "the removed endpoint's idle connection is closed")
+	if n := stay.closed.Load(); n != 0 {
+		t.Errorf("%d connections to the remaining endpoint closed", n)
 	}
 }
