@@ -112,8 +112,8 @@ func (c *h1Client) native(req *http.Request, rh *requestHead) bool {
 		return false
 	}
 	rh.uri = u.RequestURI()
-	if rh.uri == "" || rh.uri[0] != '/' {
-		return false
+	if rh.uri == "" || rh.uri[0] != '/' || !validURI(rh.uri) {
+		return false // net/http refuses a control character or space in it
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch te := req.TransferEncoding; {
@@ -125,6 +125,17 @@ func (c *h1Client) native(req *http.Request, rh *requestHead) bool {
 		rh.chunked, rh.length = false, req.ContentLength
 	default:
 		return false // a body of length 0 or another coding: net/http probes or refuses
+	}
+	return true
+}
+
+// validURI reports whether a request target holds no space or control
+// character (which would end the request line early).
+func validURI(uri string) bool {
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
 	}
 	return true
 }

@@ -468,6 +468,8 @@ func TestH1ClientFallback(t *testing.T) {
 		}},
 		{name: "extension method", edit: func(r *http.Request) { r.Method = "PROPFIND" }},
 		{name: "invalid header value", edit: func(r *http.Request) { r.Header["X-Bad"] = []string{"a\r\nb"} }, wantErr: "net/http: invalid header field value"},
+		{name: "control characters in the target", edit: func(r *http.Request) { r.URL.RawQuery = "a\r\nX-Smuggled: 1" },
+			wantErr: "net/http: can't write control character in Request.URL"},
 		{name: "non-ASCII host", edit: func(r *http.Request) { r.Host = "café.example" }},
 	}
 	for _, tt := range tests {
