@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type Backend struct {
 	resolver Resolver
 
 	transport *http.Transport
+	native    *h1Client // the HTTP/1.1 client of the request path; nil for H2C
 	hash      hashSource
 	breaker   *breaker       // nil: no concurrency limit
 	outlier   *outlierConfig // nil: no passive outlier detection
@@ -145,6 +147,9 @@ func New(name string, spec *configs.BackendSpec, opts Options) (*Backend, error)
 
 	b.hash = newHashSource(pol, spec.ConsistentHash)
 	b.transport = newTransport(spec, proto)
+	if proto == protocolHTTP {
+		b.native = newH1Client(b.transport)
+	}
 	b.breaker = newBreaker(spec.CircuitBreaker)
 	b.outlier = newOutlierConfig(spec.CircuitBreaker)
 	if spec.HealthCheck != nil {
@@ -255,6 +260,9 @@ func (b *Backend) Close() {
 		b.mu.Unlock()
 		b.cancel()
 		b.wg.Wait()
+		if b.native != nil {
+			b.native.close()
+		}
 		b.transport.CloseIdleConnections()
 		if b.probeTransport != nil {
 			b.probeTransport.CloseIdleConnections()
@@ -262,9 +270,17 @@ func (b *Backend) Close() {
 	})
 }
 
-// Transport returns the backend's *http.Transport, tuned for proxying
-// (see newTransport). It is shared by every request to the backend.
-func (b *Backend) Transport() http.RoundTripper { return b.transport }
+// Transport returns the backend's round tripper, shared by every request
+// to the backend: for HTTP endpoints the native HTTP/1.1 client (see
+// h1Client), which leaves what it does not handle to the net/http
+// Transport tuned for proxying (see newTransport); for H2C that
+// Transport.
+func (b *Backend) Transport() http.RoundTripper {
+	if b.native != nil {
+		return b.native
+	}
+	return b.transport
+}
 
 // setEndpoints makes specs the endpoint set. Endpoints whose address
 // stays keep their state (health, ejection, in-flight count, EWMA); new
@@ -300,6 +316,15 @@ func (b *Backend) setEndpoints(specs []endpointSpec) {
 	b.eps = next
 	b.version++
 	b.mu.Unlock()
+	if b.native != nil {
+		// Idle connections to endpoints that left are closed; one in use
+		// goes back to the pool and expires with the idle timeout.
+		for addr := range old {
+			if !slices.ContainsFunc(specs, func(s endpointSpec) bool { return s.addr == addr }) {
+				b.native.closeIdleHost(addr)
+			}
+		}
+	}
 	b.rebuild()
 }
 

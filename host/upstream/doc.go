@@ -1,8 +1,8 @@
 // Package upstream is NovaEdge's view of the services behind the gateway:
 // one Backend per ProxyBackend, holding its endpoints, the load-balancing
 // policy that picks among them, active health checks, passive outlier
-// detection, the concurrency limits of its circuit breaker, and the tuned
-// *http.Transport that carries requests to it.
+// detection, the concurrency limits of its circuit breaker, and the
+// client that carries requests to it.
 //
 // # Request path
 //
@@ -97,6 +97,27 @@
 // base itself is longer). No more than maxEjectionPercent (at most 50%)
 // of the endpoints are ejected at once. An endpoint that stays un-ejected
 // for the longest ejection time has one past ejection forgiven.
+//
+// # Transport
+//
+// An HTTP backend's requests go through a native HTTP/1.1 client
+// (h1client.go, h1wire.go) that writes a request and reads its response
+// on the caller's goroutine: no reading and writing goroutine per
+// connection and no channel hand-off between them, as net/http's
+// Transport has (a request with a body has its body written on a
+// goroutine of its own while the response is read, so that an endpoint
+// may answer before it has read the body). Idle keep-alive connections
+// are pooled per endpoint, most recently used first, bounded by the
+// connectionPool settings, closed after idleConnTimeout, when their
+// endpoint leaves the backend, and at Close. A connection goes back to
+// the pool only when its response was read to the end and neither side
+// asked to close it. The context's end sets a past deadline on the
+// connection (context.AfterFunc), which aborts the I/O and closes it.
+// Responses are parsed strictly (FuzzReadResponse checks that the parser
+// accepts nothing net/http's refuses); what the client cannot frame
+// exactly (an Upgrade, Expect: 100-continue, request trailers, a body of
+// length 0, an extension method, a field net/http would refuse) and H2C
+// backends use the net/http Transport tuned for proxying.
 //
 // # Time
 //

@@ -31,7 +31,7 @@ func TestTransportSettings(t *testing.T) {
 			spec.ConnectionPool = tt.pool
 			spec.Protocol = tt.protocol
 			b := newTestBackend(t, spec, Options{})
-			tr := b.Transport().(*http.Transport)
+			tr := b.transport
 			if tr.MaxIdleConns != tt.wantIdle || tr.MaxIdleConnsPerHost != tt.wantPerHost || tr.IdleConnTimeout != tt.wantTimeout {
 				t.Errorf("pool: %d idle, %d per host, %v; want %d, %d, %v",
 					tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout, tt.wantIdle, tt.wantPerHost, tt.wantTimeout)
