@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -489,5 +490,138 @@ func BenchmarkPolicyJWT(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		run()
+	}
+}
+
+// slowJWKS serves a JWKS after a delay; hold, if set, makes its first
+// answer wait until release is closed instead.
+type slowJWKS struct {
+	*httptest.Server
+	hits    atomic.Int64
+	release chan struct{}
+}
+
+func newSlowJWKS(t *testing.T, delay time.Duration, hold bool, keys ...map[string]string) *slowJWKS {
+	s := &slowJWKS{release: make(chan struct{})}
+	body, _ := json.Marshal(map[string]any{"keys": keys})
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.hits.Add(1) == 1 && hold {
+			select {
+			case <-s.release:
+			case <-r.Context().Done():
+			}
+		}
+		time.Sleep(delay)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	var once sync.Once
+	stop := func() { once.Do(func() { close(s.release) }) }
+	t.Cleanup(func() { stop(); s.Close() })
+	return s
+}
+
+// TestJWTColdStart: 64 requests with valid tokens arrive before the policy
+// has its keys, and the JWKS takes 300 ms to answer: they all wait on the
+// one fetch and all pass (the plugin used to make one fetch per waiting
+// request, at most 16 per VM, and answer the others 503). One VM
+// (GOMAXPROCS 1), so one fetch: each VM fetches its own JWKS.
+func TestJWTColdStart(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	js := newSlowJWKS(t, 300*time.Millisecond, false, rsaPublicJWK("rsa-a", jwtRSA))
+	e, err := setup(t, jwtPolicy(js.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GOMAXPROCS(2) // the clients and the gateway may use both cores
+	const n = 64
+	tok := jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA)
+	tr := &http.Transport{MaxConnsPerHost: n, MaxIdleConnsPerHost: n}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", e.base+"/hello", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+			if resp.StatusCode != 200 || !strings.Contains(string(b), "X-User-Id: user-7") {
+				t.Errorf("request %d: %d %s", i, resp.StatusCode, b)
+			}
+		}()
+	}
+	wg.Wait()
+	if h := js.hits.Load(); h != 1 {
+		t.Errorf("%d JWKS fetches, want 1", h)
+	}
+	if t.Failed() {
+		t.Logf("statuses: %v", statuses)
+	}
+}
+
+// TestJWTColdStartFetchOwnerGone: the request whose context made the JWKS
+// fetch goes away (its client disconnects) while others wait on that
+// fetch: the plugin fetches again from its root context and the others
+// pass. (Without that, they would wait until the pause timeout: the SDK
+// drops the answer of a callout whose context is gone.)
+func TestJWTColdStartFetchOwnerGone(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	js := newSlowJWKS(t, 0, true, rsaPublicJWK("rsa-a", jwtRSA))
+	e, err := setup(t, jwtPolicy(js.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GOMAXPROCS(2)
+	tok := jwtToken("RS256", "rsa-a", jwtClaims(nil), jwtRSA)
+	get := func(ctx context.Context) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.base+"/hello", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	owner := make(chan error, 1)
+	go func() { _, err := get(ctx); owner <- err }()
+	gwtest.WaitFor(t, 10*time.Second, func() bool { return js.hits.Load() == 1 }, "the first JWKS fetch")
+	const n = 4
+	results := make(chan int, n)
+	for range n {
+		go func() {
+			code, err := get(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			results <- code
+		}()
+	}
+	// Let the others reach the plugin and wait on the fetch (if one came
+	// later, it would start a fetch itself: the test would pass without
+	// showing anything, not fail).
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-owner; err == nil {
+		t.Fatal("the owner's request was not cancelled")
+	}
+	for range n {
+		if code := <-results; code != 200 {
+			t.Errorf("a waiter got %d", code)
+		}
+	}
+	if h := js.hits.Load(); h != 2 {
+		t.Errorf("%d JWKS fetches, want 2", h)
 	}
 }

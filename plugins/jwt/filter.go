@@ -19,6 +19,7 @@ type failure struct {
 
 var (
 	errNeedKeys = &failure{status: 0} // fetch the JWKS and try again
+	errNoKeys   = &failure{status: 503, desc: "the issuer's keys could not be fetched"}
 )
 
 func invalid(desc string) *failure { return &failure{status: 401, desc: desc} }
@@ -26,13 +27,16 @@ func invalid(desc string) *failure { return &failure{status: 401, desc: desc} }
 type filter struct {
 	sdk.BaseFilter
 	p     *policy
+	r     *sdk.Request // set by OnRequest
 	token string
 	// where the token was, to remove it when configured
 	fromHeader bool
+	waiting    bool // in p.jwks.waiters
 }
 
 func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 	p := f.p
+	f.r = r
 	// Client-sent copies of the claim headers never reach the backend.
 	for _, fc := range p.forward {
 		r.RemoveHeader(fc.Header)
@@ -51,31 +55,66 @@ func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 			return sdk.Continue
 		}
 	}
-	e, fail := p.validate(f.token, now, true)
+	e, fail := p.validate(f.token, now, r.ContextID())
 	if fail == errNeedKeys {
-		err := p.fetch(now, func(error) {
-			e, fail := p.validate(f.token, nowUnix(), false)
-			if fail == errNeedKeys {
-				fail = &failure{status: 503, desc: "the issuer's keys could not be fetched"}
-			}
-			if fail != nil {
-				f.deny(r, fail)
-				return
-			}
-			f.accept(r, e)
-			r.Resume()
-		})
-		if err != nil {
-			sdk.Warnf("jwt: %v", err)
-			return f.deny(r, &failure{status: 503, desc: "the issuer's keys could not be fetched"})
-		}
-		return sdk.Pause
+		return f.wait(r, now)
 	}
 	if fail != nil {
 		return f.deny(r, fail)
 	}
 	f.accept(r, e)
 	return sdk.Continue
+}
+
+// wait pauses the request until the JWKS fetch under way, or one it
+// starts, answers (policy.wake, which calls keysArrived).
+func (f *filter) wait(r *sdk.Request, now int64) sdk.Action {
+	s := f.p.jwks
+	if len(s.waiters) >= maxWaiters {
+		sdk.Warnf("jwt: %d requests wait for the JWKS already", len(s.waiters))
+		return f.deny(r, errNoKeys)
+	}
+	if err := f.p.fetch(now, r.ContextID()); err != nil {
+		sdk.Warnf("jwt: %v", err)
+		return f.deny(r, errNoKeys)
+	}
+	s.waiters = append(s.waiters, f)
+	f.waiting = true
+	return sdk.Pause
+}
+
+// keysArrived finishes a waiting request once the fetch ended (its
+// context is the effective one).
+func (f *filter) keysArrived() {
+	f.waiting = false
+	e, fail := f.p.validate(f.token, nowUnix(), 0)
+	if fail == errNeedKeys {
+		fail = errNoKeys
+	}
+	if fail != nil {
+		f.deny(f.r, fail)
+		return
+	}
+	f.accept(f.r, e)
+	f.r.Resume()
+}
+
+// OnDone forgets a request that ends while it waits (its client went
+// away), and the fetch whose callout its context held.
+func (f *filter) OnDone() {
+	s := f.p.jwks
+	if f.waiting {
+		f.waiting = false
+		for i, w := range s.waiters {
+			if w == f {
+				s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+	if s.fetching && f.r != nil && s.owner == f.r.ContextID() {
+		f.p.lost()
+	}
 }
 
 func (f *filter) deny(r *sdk.Request, fail *failure) sdk.Action {
@@ -137,8 +176,11 @@ type header struct {
 const maxToken = 16 << 10
 
 // validate checks a token: errNeedKeys when the JWKS must be fetched
-// first (and may be now).
-func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failure) {
+// first. owner is the context id of the request, whose context may start
+// a fetch (a background refresh of stale keys, or one for an unknown
+// kid); 0 when the keys were just fetched: no fetch then.
+func (p *policy) validate(tok string, now int64, owner uint32) (*entry, *failure) {
+	mayFetch := owner != 0
 	if len(tok) > maxToken {
 		return nil, invalid("token too large")
 	}
@@ -192,9 +234,9 @@ func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failur
 			return nil, errNeedKeys
 		case len(keys) == 0 && mayFetch && now-s.lastFetch >= p.refreshEvery:
 			return nil, errNeedKeys // an unknown kid: maybe the keys rotated
-		case now >= s.expires && s.inflight == 0:
+		case now >= s.expires && !s.fetching && mayFetch:
 			// Stale: use the keys we have, refresh in the background.
-			_ = p.fetch(now, nil)
+			_ = p.fetch(now, owner)
 		}
 	}
 	if len(keys) == 0 {

@@ -181,6 +181,8 @@ func splitUpstream(uri string) (upstream, path string, err error) {
 	return scheme + "://" + host, path, nil
 }
 
-var plugin = sdk.Plugin[Config]{Name: "jwt", Start: start}
+// plugin has a Tick but no tick period: a root context ticks only while
+// a JWKS fetch must be made from it (policy.lost).
+var plugin = sdk.Plugin[Config]{Name: "jwt", Start: start, Tick: tick}
 
 func main() { sdk.Run(plugin) }
