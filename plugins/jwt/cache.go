@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
+	"unsafe"
+
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 )
 
@@ -11,30 +14,41 @@ type entry struct {
 	until    int64 // cached until
 	claims   []string
 	has      []bool
+	// values are claims as bytes, for the properties (made once, by put).
+	values [][]byte
+	tok    string // the token (the cache checks it: keys are hashes)
 }
 
 // tokenCache holds validated tokens until they expire, so a repeated
 // token skips signature verification. Bounded: when full, expired
 // entries go, then arbitrary ones, down to 7/8 of the bound.
+//
+// It is keyed by a hash of the token read eight bytes at a time, and an
+// entry is used only if its token equals the one looked up (compared
+// eight bytes at a time too): a Go map keyed by the token itself hashes
+// and compares it a byte at a time, and under TinyGo every loop
+// iteration costs (a token is often 600 bytes and more). Two tokens
+// with the same hash share a place: the newer one takes it.
 type tokenCache struct {
 	size int
-	m    map[string]*entry
+	m    map[uint64]*entry
 }
 
 // maxCacheSeconds bounds how long a token without exp is cached.
 const maxCacheSeconds = 300
 
 func newTokenCache(size int) *tokenCache {
-	return &tokenCache{size: size, m: make(map[string]*entry, size)}
+	return &tokenCache{size: size, m: make(map[uint64]*entry, size)}
 }
 
 func (c *tokenCache) get(tok string, now int64) *entry {
-	e := c.m[tok]
-	if e == nil {
+	k := tokenHash(tok)
+	e := c.m[k]
+	if e == nil || !sameToken(e.tok, tok) {
 		return nil
 	}
 	if now >= e.until || now < e.nbf {
-		delete(c.m, tok)
+		delete(c.m, k)
 		return nil
 	}
 	return e
@@ -44,6 +58,13 @@ func (c *tokenCache) put(tok string, e *entry, now int64) {
 	e.until = now + maxCacheSeconds
 	if e.exp >= 0 && e.exp < e.until {
 		e.until = e.exp
+	}
+	e.tok = tok
+	if e.values == nil {
+		e.values = make([][]byte, len(e.claims))
+		for i, v := range e.claims {
+			e.values[i] = []byte(v)
+		}
 	}
 	if len(c.m) >= c.size {
 		for k, old := range c.m {
@@ -59,7 +80,7 @@ func (c *tokenCache) put(tok string, e *entry, now int64) {
 			delete(c.m, k)
 		}
 	}
-	c.m[tok] = e
+	c.m[tokenHash(tok)] = e
 }
 
 func (c *tokenCache) clear() {
@@ -68,7 +89,50 @@ func (c *tokenCache) clear() {
 	}
 }
 
+// bytesOf is s's bytes, not copied (never written).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// tokenHash hashes s eight bytes at a time (a multiply-xorshift mix per
+// word; not for adversaries: sameToken decides).
+func tokenHash(s string) uint64 {
+	b := bytesOf(s)
+	h := uint64(len(b)) * 0x9e3779b97f4a7c15
+	for len(b) >= 8 {
+		h ^= binary.LittleEndian.Uint64(b)
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 31
+		b = b[8:]
+	}
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 0x94d049bb133111eb
+	}
+	return h ^ h>>29
+}
+
+// sameToken reports whether a == b, comparing eight bytes at a time.
+func sameToken(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := bytesOf(a), bytesOf(b)
+	for len(x) >= 8 {
+		if binary.LittleEndian.Uint64(x) != binary.LittleEndian.Uint64(y) {
+			return false
+		}
+		x, y = x[8:], y[8:]
+	}
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // setProperty sets jwt_claims.<claim> for the policies after this one.
-func setProperty(claim, value string) {
-	_ = proxywasm.SetProperty([]string{"jwt_claims", claim}, []byte(value))
+func setProperty(path []string, value []byte) {
+	if len(value) == 0 {
+		return
+	}
+	_ = proxywasm.SetProperty(path, value)
 }

@@ -80,6 +80,7 @@ type policy struct {
 	allowed      [algMax]bool
 	skew         int64
 	forward      []ClaimHeader
+	props        [][]string // property paths of forward: jwt_claims.<claim>
 	header       string
 	prefix       string
 	hmac         *key
@@ -117,6 +118,9 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 		if cfg.HMACSecret != "" {
 			algs = algorithms
 		}
+	}
+	for _, fc := range p.forward {
+		p.props = append(p.props, []string{"jwt_claims", fc.Claim})
 	}
 	for _, a := range algs {
 		p.allowed[algCode(a)] = true
