@@ -27,11 +27,15 @@ test-short: ## the tests without -race (quicker)
 	$(GO) test -count=1 $(PKGS)
 	@set -e; for m in $(SUBMODS); do (cd $$m && $(GO) test -count=1 ./...); done
 
-bench: build ## Go benchmarks (router, LB, module swaps, compression, cache hit vs upstream) and the end-to-end load comparison
+# loadbench: each of its 10 lines gets a 2 s warm-up, then BENCH_ROUNDS rounds of
+# BENCH_DURATION (the table shows the medians): about 3 minutes with the defaults.
+BENCH_ROUNDS   ?= 3
+BENCH_DURATION ?= 5s
+bench: build ## Go benchmarks (router, LB, module swaps, compression, cache hit vs upstream) and the end-to-end comparison table (direct, nginx, haproxy, ReverseProxy, NovaEdge; plain and with policies)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/proxy/ ./host/upstream/ ./host/wasm/ ./host/compress/ ./host/cache/
 	$(GO) test -run "^$$" -bench . -benchmem -count 1 ./host/policy/ ./examples/api-gateway/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cmd/novaedge/
-	$(GO) run ./cmd/loadbench -novaedge $(BIN)
+	$(GO) run ./cmd/loadbench -novaedge $(BIN) -rounds $(BENCH_ROUNDS) -d $(BENCH_DURATION)
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each
@@ -51,8 +55,10 @@ check: plugins-check ## gofmt, go vet, go mod tidy leaves the tree clean; the co
 	    cp /tmp/novaedge.go.mod.bak $$d/go.mod; cp /tmp/novaedge.go.sum.bak $$d/go.sum; exit 1; fi; \
 	done
 
-tools: ## install what benchmarks use (wrk), TinyGo for the wasm plugins and the AssemblyScript test plugin's npm packages, idempotently
+tools: ## install what benchmarks use (wrk; nginx and haproxy, the peers of make bench), TinyGo for the wasm plugins and the AssemblyScript test plugin's npm packages, idempotently
 	@command -v wrk >/dev/null || { (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk not installed: loadbench falls back to its Go load generator"; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { (apt-get update -qq && { apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }) || echo "nginx not installed: loadbench reports its lines as not installed"; }
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { (apt-get update -qq && apt-get install -y -qq haproxy) || echo "haproxy not installed: loadbench reports its lines as not installed"; }
 	bash plugins/toolchain/install-tinygo.sh
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	bash host/wasm/testdata/build.sh --deps

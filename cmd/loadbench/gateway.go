@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	apigateway "github.com/novaedge/novaedge/examples/api-gateway"
@@ -93,10 +94,19 @@ spec:
 }
 
 // startNovaedge writes the configuration under dir, starts `novaedge run`
-// on it and waits until its admin API says it is ready and a request
-// through its listener gets 200. It returns the process (owned by g) and
-// the URL to load (with query appended: a policy may want a credential).
-func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module, extra, query string) (*proc, string, error) {
+// on it (the binary o.novaedge, or one built into dir once) pinned to
+// o.serverCPU, and waits until its admin API says it is ready and the
+// bench request (benchHeaders) through its listener gets 200. It returns
+// the process (owned by g) and the URL to load.
+func startNovaedge(ctx context.Context, g *procs, o *options, dir, backendAddr, module, extra string, headers []string) (*proc, string, error) {
+	if o.novaedge == "" {
+		fmt.Fprintln(os.Stderr, "loadbench: building ./cmd/novaedge")
+		bin, err := buildNovaedge(ctx, g, dir)
+		if err != nil {
+			return nil, "", err
+		}
+		o.novaedge = bin
+	}
 	listenAddr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -117,7 +127,7 @@ func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module,
 		return nil, "", err
 	}
 	// Plugins' info logs would measure the log, not the gateway.
-	p, err := g.start("novaedge", nil, bin, "run", "-c", cfgDir, "--admin", adminAddr, "--log-level", "warn",
+	p, err := g.startOn(o.serverCPU, "novaedge", nil, o.novaedge, "run", "-c", cfgDir, "--admin", adminAddr, "--log-level", "warn",
 		"--state-dir", filepath.Join(dir, "novaedge-state"))
 	if err != nil {
 		return nil, "", err
@@ -126,22 +136,24 @@ func startNovaedge(ctx context.Context, g *procs, bin, dir, backendAddr, module,
 		p.Stop()
 		return nil, "", err
 	}
-	url := "http://" + listenAddr + "/" + query
-	if err := p.waitOK(ctx, url, readyTimeout); err != nil {
+	url := "http://" + listenAddr + "/"
+	if err := p.waitOKWith(ctx, url, headers, readyTimeout); err != nil {
 		p.Stop()
 		return nil, "", err
 	}
 	return p, url, nil
 }
 
-// referencePolicies are the reference use case's four policies on the
-// bench gateway, for the novaedge+policies line: JWT (RS256 tokens of a
-// local issuer, here read from the access_token query parameter so that
-// every generator can send it), a rate limit per client address raised to
-// 10^6/s so that it counts every request but limits none, CORS, and the
-// security headers.
-func referencePolicies(jwksURL string) string {
-	return fmt.Sprintf(`---
+// referencePolicies are the reference use case's policies
+// (examples/api-gateway/policies.yaml) on the bench gateway: CORS, the
+// security headers and the rate limit per API key, raised to 10^6/s so
+// that it counts every request but limits none; with jwt, also JWT (RS256
+// tokens of the local issuer whose JWKS is at jwksURL, read from the
+// Authorization header as in the reference).
+func referencePolicies(jwksURL string, jwt bool) string {
+	var b strings.Builder
+	if jwt {
+		fmt.Fprintf(&b, `---
 apiVersion: novaedge.io/v1alpha1
 kind: ProxyPolicy
 metadata: {name: bench-jwt}
@@ -152,16 +164,19 @@ spec:
     issuer: %q
     audience: [%q]
     jwksUri: %q
-    queryParameter: access_token
+    headerName: Authorization
+    headerPrefix: "Bearer "
     allowedAlgorithms: [RS256, ES256]
----
+`, apigateway.DevIssuer, apigateway.DevAudience, jwksURL)
+	}
+	fmt.Fprintf(&b, `---
 apiVersion: novaedge.io/v1alpha1
 kind: ProxyPolicy
 metadata: {name: bench-rate-limit}
 spec:
   type: RateLimit
   targetRef: {kind: ProxyGateway, name: bench}
-  rateLimit: {requestsPerSecond: 1000000, burst: 1000000, key: ip}
+  rateLimit: {requestsPerSecond: %d, burst: %d, key: %q}
 ---
 apiVersion: novaedge.io/v1alpha1
 kind: ProxyPolicy
@@ -170,8 +185,11 @@ spec:
   type: CORS
   targetRef: {kind: ProxyGateway, name: bench}
   cors:
-    allowOrigins: ["https://app.example.com"]
-    allowMethods: [GET, POST]
+    allowOrigins: [%q, %q]
+    allowMethods: [GET, POST, PUT, PATCH, DELETE, OPTIONS]
+    allowHeaders: [Authorization, Content-Type, X-API-Key, X-Request-ID]
+    exposeHeaders: [X-Request-ID, X-RateLimit-Remaining]
+    maxAge: "86400s"
     allowCredentials: true
 ---
 apiVersion: novaedge.io/v1alpha1
@@ -181,9 +199,10 @@ spec:
   type: SecurityHeaders
   targetRef: {kind: ProxyGateway, name: bench}
   securityHeaders:
-    hsts: {enabled: true, maxAge: 31536000, includeSubDomains: true}
+    hsts: {enabled: true, maxAge: 31536000, includeSubDomains: true, preload: true}
     xFrameOptions: DENY
     xContentTypeOptions: true
     referrerPolicy: strict-origin-when-cross-origin
-`, apigateway.DevIssuer, apigateway.DevAudience, jwksURL)
+`, rateLimitPerSec, rateLimitPerSec, "header:"+apiKeyHeader, allowedOrigin, allowedOrigin2)
+	return b.String()
 }

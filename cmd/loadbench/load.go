@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,18 +31,27 @@ type loadResult struct {
 // generator runs load against a URL in a separate process.
 type generator interface {
 	name() string
-	run(ctx context.Context, g *procs, url string, conns int, d time.Duration) (loadResult, error)
+	// run sends GET url with the headers ("Name: value") on conns
+	// keep-alive connections for d.
+	run(ctx context.Context, g *procs, url string, headers []string, conns int, d time.Duration) (loadResult, error)
 }
 
 // goGenerator is the built-in generator, used when wrk is not installed:
 // loadbench itself re-executed as `loadbench load`.
-type goGenerator struct{ self string }
+type goGenerator struct {
+	self string
+	cpu  int // pinned to this CPU; -1: not pinned
+}
 
 func (goGenerator) name() string { return "built-in (loadbench load; install wrk for a faster one)" }
 
-func (gen goGenerator) run(ctx context.Context, g *procs, url string, conns int, d time.Duration) (loadResult, error) {
+func (gen goGenerator) run(ctx context.Context, g *procs, url string, headers []string, conns int, d time.Duration) (loadResult, error) {
 	var out bytes.Buffer
-	p, err := g.start("load", &out, gen.self, "load", "-c", strconv.Itoa(conns), "-d", d.String(), url)
+	args := []string{"load", "-c", strconv.Itoa(conns), "-d", d.String()}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	p, err := g.startOn(gen.cpu, "load", &out, gen.self, append(args, url)...)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -55,19 +65,36 @@ func (gen goGenerator) run(ctx context.Context, g *procs, url string, conns int,
 	return r, nil
 }
 
-// loadMain is the hidden subcommand `loadbench load -c N -d D URL`: N
-// goroutines with one keep-alive connection each send GET URL in a loop
-// for D, read every body, and the result is printed as JSON (loadResult).
+// headerFlags collects repeated -H "Name: value" flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string { return strings.Join(*h, ", ") }
+
+func (h *headerFlags) Set(v string) error {
+	name, _, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("header %q: want \"Name: value\"", v)
+	}
+	*h = append(*h, v)
+	return nil
+}
+
+// loadMain is the hidden subcommand `loadbench load -c N -d D [-H
+// "Name: value"]… URL`: N goroutines with one keep-alive connection each
+// send GET URL with the headers in a loop for D, read every body, and the
+// result is printed as JSON (loadResult).
 func loadMain(args []string) int {
 	fs := flag.NewFlagSet("loadbench load", flag.ExitOnError)
 	conns := fs.Int("c", 64, "connections (one goroutine each)")
 	d := fs.Duration("d", 10*time.Second, "duration")
+	var headers headerFlags
+	fs.Var(&headers, "H", `request header "Name: value" (repeatable)`)
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 || *conns < 1 || *d <= 0 {
-		fmt.Fprintln(os.Stderr, "usage: loadbench load [-c N] [-d D] URL")
+		fmt.Fprintln(os.Stderr, "usage: loadbench load [-c N] [-d D] [-H 'Name: value']... URL")
 		return 2
 	}
-	r, err := runLoad(*conns, *d, fs.Arg(0))
+	r, err := runLoad(*conns, *d, fs.Arg(0), headers)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench load:", err)
 		return 1
@@ -86,7 +113,7 @@ type loadWorker struct {
 	errors    int64
 }
 
-func runLoad(conns int, d time.Duration, url string) (loadResult, error) {
+func runLoad(conns int, d time.Duration, url string, headers []string) (loadResult, error) {
 	transport := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:          conns,
@@ -113,6 +140,10 @@ func runLoad(conns int, d time.Duration, url string) (loadResult, error) {
 			// One request per goroutine, sent again and again: it is
 			// never modified, but a Request must not be sent twice at once.
 			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			for _, h := range headers {
+				name, value, _ := strings.Cut(h, ":")
+				req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+			}
 			buf := make([]byte, 32<<10)
 			for {
 				t0 := time.Now()

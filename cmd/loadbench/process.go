@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,20 @@ type procs struct {
 	dir    string // log files go here
 	list   []*proc
 	closed bool
+	// taskset, when set, is the taskset binary that startOn pins processes
+	// with; without it startOn starts them unpinned.
+	taskset string
+}
+
+// startOn is start with the process pinned to CPU cpu (and every thread
+// and child it makes, which inherit the affinity), through `taskset -c cpu`:
+// taskset sets its own affinity and then execs the command, so the process
+// keeps taskset's PID. A negative cpu, or no taskset, starts it unpinned.
+func (g *procs) startOn(cpu int, name string, stdout io.Writer, path string, args ...string) (*proc, error) {
+	if cpu < 0 || g.taskset == "" {
+		return g.start(name, stdout, path, args...)
+	}
+	return g.start(name, stdout, g.taskset, append([]string{"-c", strconv.Itoa(cpu), path}, args...)...)
 }
 
 // start runs path with args as the process name. Its stderr (and its
@@ -113,6 +128,9 @@ func (p *proc) Stop() {
 	})
 }
 
+// Pid returns the process's ID.
+func (p *proc) Pid() int { return p.cmd.Process.Pid }
+
 // Wait waits for the process to exit and returns its error, or stops it
 // and returns ctx's error if ctx ends first.
 func (p *proc) Wait(ctx context.Context) error {
@@ -145,6 +163,19 @@ func (p *proc) logTail() string {
 // waitOK polls url until it answers 200, the process exits, ctx ends or
 // timeout passes.
 func (p *proc) waitOK(ctx context.Context, url string, timeout time.Duration) error {
+	return p.waitOKWith(ctx, url, nil, timeout)
+}
+
+// waitOKWith is waitOK with request headers ("Name: value").
+func (p *proc) waitOKWith(ctx context.Context, url string, headers []string, timeout time.Duration) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -152,7 +183,7 @@ func (p *proc) waitOK(ctx context.Context, url string, timeout time.Duration) er
 	defer tick.Stop()
 	var last string
 	for {
-		resp, err := client.Get(url)
+		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

@@ -14,20 +14,26 @@ import (
 )
 
 // reverseproxyMain is the hidden subcommand `loadbench reverseproxy -addr
-// ADDR -target URL`: the reference line, a bare but tuned
+// ADDR -target URL [-policies]`: the reference line, a bare but tuned
 // httputil.ReverseProxy, to measure the gateway against what the standard
-// library does with no features at all.
+// library does with no features at all; with -policies, behind the Go
+// middleware of the "+3" policies (withPolicies).
 func reverseproxyMain(args []string) int {
 	fs := flag.NewFlagSet("loadbench reverseproxy", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
 	target := fs.String("target", "", "upstream URL (http://host:port)")
+	policies := fs.Bool("policies", false, "apply CORS, the security headers and a rate limit per API key as Go middleware")
 	_ = fs.Parse(args)
 	u, err := url.Parse(*target)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		fmt.Fprintf(os.Stderr, "loadbench reverseproxy: -target %q: want http://host:port\n", *target)
 		return 2
 	}
-	return serve("reverseproxy", *addr, newReverseProxy(u))
+	var h http.Handler = newReverseProxy(u)
+	if *policies {
+		h = withPolicies(h, newKeyLimiter(rateLimitPerSec, rateLimitPerSec))
+	}
+	return serve("reverseproxy", *addr, h)
 }
 
 func newReverseProxy(target *url.URL) *httputil.ReverseProxy {

@@ -17,19 +17,25 @@ import (
 type wrkGenerator struct {
 	path    string
 	threads int
+	cpu     int // pinned to this CPU; -1: not pinned
 }
 
 func (gen wrkGenerator) name() string { return "wrk (" + gen.path + ")" }
 
-func (gen wrkGenerator) run(ctx context.Context, g *procs, url string, conns int, d time.Duration) (loadResult, error) {
+func (gen wrkGenerator) run(ctx context.Context, g *procs, url string, headers []string, conns int, d time.Duration) (loadResult, error) {
 	secs := max(1, int(math.Round(d.Seconds()))) // wrk counts whole seconds
 	var out bytes.Buffer
-	p, err := g.start("wrk", &out, gen.path,
+	args := []string{
 		"-t", strconv.Itoa(min(gen.threads, conns)),
 		"-c", strconv.Itoa(conns),
-		"-d", strconv.Itoa(secs)+"s",
+		"-d", strconv.Itoa(secs) + "s",
 		"--timeout", "10s",
-		"--latency", url)
+		"--latency",
+	}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	p, err := g.startOn(gen.cpu, "wrk", &out, gen.path, append(args, url)...)
 	if err != nil {
 		return loadResult{}, err
 	}

@@ -1,10 +1,12 @@
 package wasm
 
 import (
+	"context"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // Callback deadlines that a stalled process does not trip.
@@ -22,12 +24,12 @@ import (
 // (runtime.Gosched), and adds up, in stalled, how late it got through. A
 // late heartbeat means the process could not run a goroutine on time —
 // frozen, throttled, or with more runnable goroutines than cores — which a
-// callback's goroutine would have waited through as well. When a
-// callback's timer fires, the time the process was stalled since the
-// callback began is not counted against it: the timer is set again for
-// what remains. A plugin that really loops keeps using its time while the
-// heartbeat stays on time, and is stopped at its limit; and however stalled
-// the process, no callback runs past stallCap times its limit.
+// callback's goroutine would have waited through as well. When a callback
+// is checked against its limit, the time the process was stalled since it
+// began is not counted against it. A plugin that really loops keeps using
+// its time while the heartbeat stays on time, and is stopped at its limit;
+// and however stalled the process, no callback runs past stallCap times
+// its limit.
 
 // heartbeat is the period of the stall detector.
 const heartbeat = 5 * time.Millisecond
@@ -92,68 +94,51 @@ func (c *clock) close() {
 	<-c.done
 }
 
-// deadline bounds the calls of one VM: armed before a call, disarmed
-// after, it cancels the VM when a call has run longer than its limit on
-// the process's own time.
+// deadline bounds the calls of one VM. It has no timer: the metered guest
+// code (meter.go) calls refuel about every millisecond of work, and refuel
+// asks the deadline whether the call is over its limit. arm and exceeded
+// run on the goroutine making the call, with the VM's mu held.
+//
+// A call's time is counted from its first refuel, not from arm: reading
+// the clock on every call would cost more than a short callback, and what
+// runs before the first refuel is at most one allowance of fuel.
 type deadline struct {
-	clock  *clock
-	expire func() // cancels the VM
-
-	mu      sync.Mutex
-	timer   *time.Timer
-	calling bool
-	start   int64 // clock ns at arm
-	stall0  int64 // clock.stalled at arm
-	limit   time.Duration
-	expired bool
-}
-
-func newDeadline(c *clock, expire func()) *deadline {
-	d := &deadline{clock: c, expire: expire}
-	d.timer = time.AfterFunc(time.Hour, d.fire)
-	d.timer.Stop()
-	return d
+	clock *clock
+	seq   uint64 // calls armed
+	seen  uint64 // the call that start and stall0 belong to
+	start int64  // clock ns at the call's first refuel
+	stal0 int64  // clock.stalled then
+	limit int64  // ns
 }
 
 // arm starts bounding a call to limit.
 func (d *deadline) arm(limit time.Duration) {
-	d.mu.Lock()
-	d.calling, d.expired, d.limit = true, false, limit
-	d.start, d.stall0 = d.clock.now(), d.clock.stalled.Load()
-	d.timer.Reset(limit)
-	d.mu.Unlock()
+	d.seq++
+	d.limit = int64(limit)
 }
 
-// disarm ends the call and reports whether its deadline expired (the VM's
-// context was cancelled).
-func (d *deadline) disarm() (expired bool) {
-	d.mu.Lock()
-	d.calling = false
-	d.timer.Stop()
-	expired = d.expired
-	d.mu.Unlock()
-	return expired
-}
-
-// fire runs when the timer goes off: the current call has used up its
-// limit unless the process was stalled meanwhile, then it gets that time
-// back, up to stallCap times its limit in all.
-func (d *deadline) fire() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.calling || d.expired {
-		return // a late timer of a call that ended
-	}
+// exceeded reports whether the current call has used up its limit: the
+// time since its first refuel, without the time the process was stalled,
+// up to stallCap times the limit in all.
+func (d *deadline) exceeded() bool {
 	now := d.clock.now()
-	elapsed := now - d.start
-	used := elapsed - d.clock.stalledSince(d.stall0, now)
-	limit := int64(d.limit)
-	if used < limit && elapsed < stallCap*limit {
-		d.timer.Reset(time.Duration(min(limit-used, stallCap*limit-elapsed)))
-		return
+	if d.seen != d.seq {
+		d.seen, d.start, d.stal0 = d.seq, now, d.clock.stalled.Load()
+		return false
 	}
-	d.expired = true
-	d.expire()
+	elapsed := now - d.start
+	used := elapsed - d.clock.stalledSince(d.stal0, now)
+	return used >= d.limit || elapsed >= stallCap*d.limit
 }
 
-func (d *deadline) stop() { d.timer.Stop() }
+// refuel is the host function novaedge_meter.refuel, called by metered code
+// when its fuel runs out: it grants another allowance, or, when the
+// callback is past its limit, stops the guest (a panic wazero turns into
+// the call's error; the VM is then discarded).
+func refuel(ctx context.Context, _ api.Module, stack []uint64) {
+	if v := fromCtx(ctx); v != nil && v.dl.exceeded() {
+		v.timedOut.Store(true)
+		panic(ErrCallTimeout)
+	}
+	stack[0] = meterAllowance
+}

@@ -99,24 +99,30 @@
 // per distinct limit, all sharing one compilation cache. A VM whose memory
 // exceeds 3/4 of the ceiling is retired once its streams are done.
 //
-// Each callback runs under PluginOptions.CallTimeout. The deadline is enforced
-// with wazero's WithCloseOnContextDone: the VM's context is cancelled by one
-// reusable timer per VM, which terminates even an infinite loop and discards
-// the VM.
+// Each callback runs under PluginOptions.CallTimeout (start-up ones under
+// StartTimeout). Every module is rewritten when it is compiled so that its
+// code meters itself (meter.go): a fuel counter charged at function entries
+// and loop headers calls back into the host about every millisecond of
+// work, on the guest's own goroutine, and the host stops the guest there
+// once the callback is past its limit (deadline.go), which discards the VM.
+// An infinite loop, with or without host calls in it, is stopped that way;
+// unbounded recursion by wazero's stack limit; a memory bomb by the memory
+// ceiling. A module cannot reach the meter: it may not import its
+// namespace, and the rewrite refuses indices the module did not have.
 //
 // # Cost of a call
 //
-// WithCloseOnContextDone has two costs in wazero v1.12, whatever the
-// context: every call from Go into wasm starts a goroutine and allocates a
-// channel and a closure (about 1 µs on a 2-core machine, more than a no-op
-// callback), and compiled code leaves to Go at every loop back-edge to check
-// whether the module was closed (about 60 ns per loop iteration). Neither
-// can be turned off without losing termination. The host therefore makes as
-// few calls as it can: a stream's proxy_on_context_create goes with its
-// first callback, in the same call when that is OnRequestHeaders, and
-// proxy_on_done, proxy_on_log and proxy_on_delete go in one call (helper
-// modules linked to each VM's exports, see batch.go). A whole request is
-// then three calls: request headers, response headers, Done.
+// wazero's own way to interrupt a guest, WithCloseOnContextDone, starts a
+// goroutine and allocates a channel and a closure on every call from Go
+// into wasm (about 1.4 µs, more than a short callback), and leaves
+// compiled code for Go at every loop back-edge. The meter replaces it: a
+// call into the guest costs about 0.1 µs, and a loop pays a few
+// instructions per iteration. The host still makes as few calls as it can:
+// a stream's proxy_on_context_create goes with its first callback, in the
+// same call when that is OnRequestHeaders, and proxy_on_done, proxy_on_log
+// and proxy_on_delete go in one call (helper modules linked to each VM's
+// exports, see batch.go). A whole request is then three calls: request
+// headers, response headers, Done.
 //
 // # Statuses
 //

@@ -150,8 +150,7 @@ func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(r.cache).
-		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(pages)
 	wr := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if err := instantiateHostModules(ctx, wr); err != nil {
 		_ = wr.Close(ctx)
@@ -172,6 +171,14 @@ func instantiateHostModules(ctx context.Context, wr wazero.Runtime) error {
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("wasm: instantiate wasi_unstable: %w", err)
+	}
+	meter := wr.NewHostModuleBuilder(meterModule)
+	meter.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(refuel), nil, []api.ValueType{api.ValueTypeI64}).
+		WithName(meterRefuel).
+		Export(meterRefuel)
+	if _, err := meter.Instantiate(ctx); err != nil {
+		return fmt.Errorf("wasm: instantiate %s: %w", meterModule, err)
 	}
 	env := wr.NewHostModuleBuilder("env")
 	for _, f := range hostFunctions {
@@ -254,8 +261,8 @@ func (r *Runtime) Close(ctx context.Context) error {
 type Module struct {
 	rt      *Runtime
 	hash    string
-	code    []byte
-	refs    int // Compile calls not yet Closed + open Plugins; guarded by rt.mu
+	code    []byte // as compiled: metered (meter.go)
+	refs    int    // Compile calls not yet Closed + open Plugins; guarded by rt.mu
 	abi     string
 	startFn string // "_initialize", "_start" or "" (start section or none)
 }
@@ -281,11 +288,23 @@ func (r *Runtime) Compile(ctx context.Context, code []byte) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	cm, err := e.compile(ctx, hash, code)
+	metered, err := meter(code)
+	if errors.Is(err, errMeter) {
+		// Malformed: wazero's own error says best what is wrong.
+		if cm, cerr := e.r.CompileModule(ctx, code); cerr != nil {
+			return nil, fmt.Errorf("wasm: compile module %s: %w", hash[:12], cerr)
+		} else {
+			_ = cm.Close(ctx)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("wasm: module %s: %w", hash[:12], err)
+	}
+	cm, err := e.compile(ctx, hash, metered)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: compile module %s: %w", hash[:12], err)
 	}
-	m := &Module{rt: r, hash: hash, code: append([]byte(nil), code...)}
+	m := &Module{rt: r, hash: hash, code: metered}
 	if err := m.validate(cm); err != nil {
 		e.forget(ctx, hash)
 		return nil, fmt.Errorf("wasm: module %s: %w", hash[:12], err)

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"runtime"
 	"strings"
@@ -9,11 +10,14 @@ import (
 	"time"
 )
 
-// TestTrapInEveryCallback runs a module that traps in one callback,
-// for each callback in turn. The host never crashes; the callback's
-// caller gets an error (or, for the ones whose result nobody waits for,
-// the VM is quietly discarded); the next stream runs on a new VM; and
-// when the plugin is closed no VM and no goroutine is left behind.
+// TestTrapInEveryCallback runs a module that fails in one callback, for
+// each callback in turn and each way of failing: a trap, an infinite loop
+// (without and with host calls in it), infinite recursion (direct and
+// through call_indirect) and a memory bomb. The host never crashes; the
+// callback's caller gets an error (or, for the ones whose result nobody
+// waits for, the VM is quietly discarded) within a bound; the next stream
+// runs on a new VM; and when the plugin is closed no VM and no goroutine is
+// left behind.
 func TestTrapInEveryCallback(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx := context.Background()
@@ -35,21 +39,50 @@ func TestTrapInEveryCallback(t *testing.T) {
 		{"l", "proxy_on_configure", true},
 		{"m", "proxy_on_tick", false},
 	}
+	hows := []struct{ name, how string }{
+		{"trap", ""}, {"loop", "l"}, {"host-call-loop", "h"}, {"recursion", "r"}, {"indirect-recursion", "i"}, {"memory-bomb", "m"},
+	}
 	r, _ := newRuntime(t, Options{})
-	for _, tc := range tests {
-		t.Run(tc.callback, func(t *testing.T) {
-			opts := PluginOptions{Name: tc.callback, Configuration: []byte(tc.mode), MaxVMs: 1}
+	for _, how := range hows {
+		for _, tc := range tests {
+			t.Run(how.name+"/"+tc.callback, func(t *testing.T) {
+				trapIn(t, r, tc.mode, tc.callback, how.how, tc.startFails)
+			})
+		}
+	}
+	_ = r.Close(ctx)
+	waitGoroutines(t, before)
+}
+
+// trapIn runs the trapall module failing in one callback (mode) in one way
+// (how) for TestTrapInEveryCallback.
+func trapIn(t *testing.T, r *Runtime, mode, callback, how string, startFails bool) {
+	ctx := context.Background()
+	tc := struct{ mode, callback string }{mode, callback}
+	{
+		{
+			// Limits small enough for the loops to end soon.
+			opts := PluginOptions{Name: tc.callback, Configuration: []byte(tc.mode + how), MaxVMs: 1,
+				CallTimeout: 50 * time.Millisecond, StartTimeout: 100 * time.Millisecond, MaxMemoryPages: 64}
 			if tc.mode == "k" {
-				opts.VMConfiguration = []byte(tc.mode)
+				opts.VMConfiguration = []byte(tc.mode + how)
 			}
+			began := time.Now()
+			defer func() {
+				// However it fails, it is stopped: 10 s is far above the
+				// limits, to stay clear of a loaded machine's noise.
+				if d := time.Since(began); d > 10*time.Second {
+					t.Errorf("took %v", d)
+				}
+			}()
 			m, err := r.Compile(ctx, testdata(t, "trapall"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close(ctx)
 			p, err := m.NewPlugin(ctx, opts)
-			if tc.startFails {
-				if err == nil || !strings.Contains(err.Error(), tc.callback) && !strings.Contains(err.Error(), "unreachable") {
+			if startFails {
+				if err == nil || !strings.Contains(err.Error(), tc.callback) && !strings.Contains(err.Error(), "unreachable") && !errors.Is(err, ErrCallTimeout) {
 					p.Close(ctx)
 					t.Fatalf("NewPlugin: err = %v, want a trap in %s", err, tc.callback)
 				}
@@ -138,8 +171,6 @@ func TestTrapInEveryCallback(t *testing.T) {
 					t.Fatalf("after the second trap: %+v", st)
 				}
 			}
-		})
+		}
 	}
-	_ = r.Close(ctx)
-	waitGoroutines(t, before)
 }

@@ -33,7 +33,7 @@ type vm struct {
 
 	ctx    context.Context // carries vmKey; cancelled to stop a call or close the VM
 	cancel context.CancelFunc
-	dl     *deadline     // cancels a call past limit; reused for every call
+	dl     *deadline     // bounds each call (checked by the metered guest's refuel)
 	limit  time.Duration // StartTimeout while starting, then CallTimeout
 
 	closed   atomic.Bool
@@ -128,7 +128,7 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 		nextID:  rootContextID,
 	}
 	v.ctx, v.cancel = context.WithCancel(context.WithValue(context.Background(), vmKey{}, v))
-	v.dl = newDeadline(g.rt.clock, func() { v.timedOut.Store(true); v.cancel() })
+	v.dl = &deadline{clock: g.rt.clock}
 	v.mu.Lock()
 	defer func() {
 		if err != nil {
@@ -160,7 +160,7 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 	v.limit = g.opts.StartTimeout
 	v.dl.arm(v.limit)
 	mod, err := g.eng.r.InstantiateModule(v.ctx, cm, cfg)
-	if v.dl.disarm() {
+	if v.timedOut.Load() {
 		return nil, ErrCallTimeout
 	}
 	if err != nil {
@@ -339,15 +339,14 @@ func (v *vm) call(fn api.Function, args ...uint64) (uint64, error) {
 	v.p.calls.Add(1)
 	v.dl.arm(v.limit)
 	err := fn.CallWithStack(v.ctx, v.stack[:])
-	fired := v.dl.disarm()
 	if v.mem != nil {
 		v.memBytes.Store(v.mem.Size())
 	}
-	if err == nil && !fired {
+	if err == nil {
 		return v.stack[0], nil
 	}
 	v.p.failures.Add(1)
-	if fired || v.timedOut.Load() {
+	if v.timedOut.Load() {
 		err = ErrCallTimeout
 	}
 	v.countRebuildLocked()
@@ -371,7 +370,6 @@ func (v *vm) closeLocked(why error) {
 		return
 	}
 	v.failErr = why
-	v.dl.stop()
 	v.cancel()
 	close(v.stop)
 	v.closeHelpers()

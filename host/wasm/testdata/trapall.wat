@@ -7,20 +7,49 @@
 ;;   i proxy_on_log               j proxy_on_delete
 ;;   k proxy_on_vm_start          l proxy_on_configure
 ;;   m proxy_on_tick (asks for a tick every 10 ms)
-;; and runs normally in every other callback.
+;; and runs normally in every other callback. The second byte, if any, says
+;; how it fails:
+;;   (none) unreachable         l an infinite loop
+;;   h an infinite loop of host calls
+;;   r infinite recursion       m a memory bomb (grows memory until refused,
+;;                                then unreachable)
+;;   i infinite recursion through call_indirect
 (module
   (import "env" "proxy_get_buffer_bytes" (func $getbuf (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_set_tick_period_milliseconds" (func $tick (param i32) (result i32)))
+  (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
   (memory (export "memory") 1)
+  (table 1 funcref)
+  (elem (i32.const 0) $spin)
+  (type $void (func))
   (global $mode (mut i32) (i32.const 0))
+  (global $how (mut i32) (i32.const 0))
   (func (export "proxy_abi_version_0_2_1"))
-  ;; The host asks for memory only for the one configuration byte.
+  ;; The host asks for memory only for the configuration bytes.
   (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 8192))
   (func $trapIf (param $c i32)
-    (if (i32.eq (global.get $mode) (local.get $c)) (then unreachable)))
+    (if (i32.eq (global.get $mode) (local.get $c)) (then (call $fail))))
+  (func $fail
+    (if (i32.eq (global.get $how) (i32.const 0x6c)) ;; l
+      (then (loop $forever (br $forever))))
+    (if (i32.eq (global.get $how) (i32.const 0x68)) ;; h
+      (then (loop $calls (drop (call $now (i32.const 600))) (br $calls))))
+    (if (i32.eq (global.get $how) (i32.const 0x72)) ;; r
+      (then (call $recurse (i32.const 0))))
+    (if (i32.eq (global.get $how) (i32.const 0x6d)) ;; m
+      (then (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))
+    (if (i32.eq (global.get $how) (i32.const 0x69)) ;; i
+      (then (call_indirect (type $void) (i32.const 0))))
+    unreachable)
+  (func $recurse (param $n i32)
+    (call $recurse (i32.add (local.get $n) (i32.const 1))))
+  (func $spin (call_indirect (type $void) (i32.const 0)))
   (func $readMode (param $buffer i32)
-    (if (i32.eqz (call $getbuf (local.get $buffer) (i32.const 0) (i32.const 1) (i32.const 512) (i32.const 516)))
-      (then (global.set $mode (i32.load8_u (i32.load (i32.const 512)))))))
+    (if (i32.eqz (call $getbuf (local.get $buffer) (i32.const 0) (i32.const 2) (i32.const 512) (i32.const 516)))
+      (then
+        (global.set $mode (i32.load8_u (i32.load (i32.const 512))))
+        (if (i32.ge_u (i32.load (i32.const 516)) (i32.const 2))
+          (then (global.set $how (i32.load8_u offset=1 (i32.load (i32.const 512)))))))))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
     (call $readMode (i32.const 6))
     (call $trapIf (i32.const 0x6b))
