@@ -37,13 +37,15 @@ type filter struct {
 func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 	p := f.p
 	f.r = r
-	// Client-sent copies of the claim headers never reach the backend.
-	for _, fc := range p.forward {
-		r.RemoveHeader(fc.Header)
-	}
+	// Client-sent copies of the claim headers never reach the backend:
+	// removed here from a preflight, replaced or removed by accept
+	// otherwise (a refused request goes nowhere).
 	// Origin first: most requests have none, and its absence costs no
 	// copy into the VM.
 	if r.HasHeader("origin") && r.Method() == "OPTIONS" && r.HasHeader("access-control-request-method") {
+		for _, fc := range p.forward {
+			r.RemoveHeader(fc.Header)
+		}
 		return sdk.Continue // a CORS preflight carries no credentials
 	}
 	f.token, f.fromHeader = p.extract(r)
@@ -127,10 +129,12 @@ func (f *filter) deny(r *sdk.Request, fail *failure) sdk.Action {
 		[2]string{"www-authenticate", `Bearer error="invalid_token", error_description="` + fail.desc + `"`})
 }
 
-// accept forwards the claims of a valid token.
+// accept forwards the claims of a valid token: each claim's header is set
+// (replacing the client's copies), or removed when the token lacks it.
 func (f *filter) accept(r *sdk.Request, e *entry) {
 	for i, fc := range f.p.forward {
 		if !e.has[i] {
+			r.RemoveHeader(fc.Header)
 			continue
 		}
 		r.SetHeader(fc.Header, e.claims[i])
