@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
@@ -30,6 +31,7 @@ func init() {
 			m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
 				return []byte{jwtVerify(arg)}, nil
 			}
+			m[firstparty.JWTTokenDigest] = jwtTokenDigest
 			return nil // stateless
 		},
 	})
@@ -73,6 +75,43 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 		c.ForwardClaims = append(c.ForwardClaims, firstparty.ClaimHeader{Claim: f.Claim, Header: f.Header})
 	}
 	return c, nil
+}
+
+// jwtTokenDigest is the host function firstparty.JWTTokenDigest: the
+// SHA-256 digest of the calling stream's bearer token (read from its
+// request header here, extracted as the plugin does: the header's first
+// value after the prefix, matched case-insensitively, spaces trimmed), or
+// of the token given (result: 1 and the digest; no token: 0). A malformed argument is
+// an error (the plugin then reads the token itself).
+func jwtTokenDigest(ctx context.Context, arg []byte) ([]byte, error) {
+	mode, name, rest, err := firstparty.DecodeJWTDigest(arg)
+	if err != nil {
+		return nil, err
+	}
+	tok := rest
+	if mode == firstparty.JWTDigestHeader {
+		v, _ := wasm.CallerRequestHeader(ctx, string(name))
+		tok = []byte(bearerToken(v, string(rest)))
+	}
+	if len(tok) == 0 {
+		return []byte{0}, nil
+	}
+	d := sha256.Sum256(tok)
+	return append([]byte{1}, d[:]...), nil
+}
+
+// bearerToken extracts a token from a header value as plugins/jwt does.
+func bearerToken(v, prefix string) string {
+	if v == "" {
+		return ""
+	}
+	if prefix == "" {
+		return strings.TrimSpace(v)
+	}
+	if len(v) > len(prefix) && strings.EqualFold(v[:len(prefix)], prefix) {
+		return strings.TrimSpace(v[len(prefix):])
+	}
+	return ""
 }
 
 // jwtVerifyFunc is the host function that checks one JWS signature with

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"github.com/novaedge/novaedge/sdk"
+	"github.com/novaedge/novaedge/sdk/firstparty"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 )
 
@@ -16,11 +18,13 @@ type entry struct {
 	has      []bool
 	// values are claims as bytes, for the properties (made once, by put).
 	values [][]byte
-	tok    string // the token (the cache checks it: keys are hashes)
+	tok    string // the token's id (the cache checks it: keys are hashes)
 }
 
 // tokenCache holds validated tokens until they expire, so a repeated
-// token skips signature verification. Bounded: when full, expired
+// token skips signature verification. A token's id in it is the token's
+// SHA-256 digest, computed by the host (firstparty.JWTTokenDigest), or the
+// token itself where the host has no such function (policy.cacheID). Bounded: when full, expired
 // entries go, then arbitrary ones, down to 7/8 of the bound.
 //
 // It is keyed by a hash of the token read eight bytes at a time, and an
@@ -127,6 +131,42 @@ func sameToken(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// digest calls the host's token digest function with arg: the token's
+// digest, or "" when the header has no token. ok is false
+// when the host cannot (it has no such function): the plugin then keys its
+// cache by the tokens themselves from now on.
+func (p *policy) digest(arg []byte) (string, bool) {
+	res, err := sdk.CallHost(firstparty.JWTTokenDigest, arg)
+	switch {
+	case err == nil && len(res) == 33 && res[0] == 1:
+		return string(res[1:]), true
+	case err == nil && len(res) == 1 && res[0] == 0:
+		return "", true // no token in the header
+	}
+	if p.digestArg != nil {
+		sdk.Debugf("jwt: no token digests from the host (%v): tokens are cached by their text", err)
+		p.digestArg = nil
+		p.tokens.clear() // its ids were digests
+	}
+	return "", false
+}
+
+// cacheID is tok's id in the token cache: its digest when the host gives
+// digests, else tok. Ids of the two kinds never meet in one cache: when
+// the host fails to give a digest the cache is emptied and digests are no
+// longer asked for.
+func (p *policy) cacheID(tok string) string {
+	if p.digestArg == nil {
+		return tok
+	}
+	arg := make([]byte, 0, 1+len(tok))
+	arg = append(append(arg, firstparty.JWTDigestBytes), tok...)
+	if d, ok := p.digest(arg); ok && d != "" {
+		return d
+	}
+	return tok
 }
 
 // setProperty sets jwt_claims.<claim> for the policies after this one.

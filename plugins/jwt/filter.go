@@ -29,6 +29,7 @@ type filter struct {
 	p     *policy
 	r     *sdk.Request // set by OnRequest
 	token string
+	id    string // the token's key in the cache (policy.cacheID)
 	// where the token was, to remove it when configured
 	fromHeader bool
 	waiting    bool // in p.jwks.waiters
@@ -48,18 +49,33 @@ func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 		}
 		return sdk.Continue // a CORS preflight carries no credentials
 	}
+	now := nowUnix()
+	// A token seen before is found by the digest of the header's token,
+	// which the host computes: the token is not copied into the VM.
+	if p.tokens != nil && p.digestArg != nil {
+		if d, ok := p.digest(p.digestArg); ok && d != "" {
+			if e := p.tokens.get(d, now); e != nil {
+				f.fromHeader = true
+				f.accept(r, e)
+				return sdk.Continue
+			}
+			f.id = d
+		}
+	}
 	f.token, f.fromHeader = p.extract(r)
 	if f.token == "" {
 		return r.Deny(401, "missing bearer token", [2]string{"www-authenticate", "Bearer"})
 	}
-	now := nowUnix()
 	if p.tokens != nil {
-		if e := p.tokens.get(f.token, now); e != nil {
+		if f.id == "" {
+			f.id = p.cacheID(f.token)
+		}
+		if e := p.tokens.get(f.id, now); e != nil {
 			f.accept(r, e)
 			return sdk.Continue
 		}
 	}
-	e, fail := p.validate(f.token, now, r.ContextID())
+	e, fail := p.validate(f.token, f.id, now, r.ContextID())
 	if fail == errNeedKeys {
 		return f.wait(r, now)
 	}
@@ -91,7 +107,7 @@ func (f *filter) wait(r *sdk.Request, now int64) sdk.Action {
 // context is the effective one).
 func (f *filter) keysArrived() {
 	f.waiting = false
-	e, fail := f.p.validate(f.token, nowUnix(), 0)
+	e, fail := f.p.validate(f.token, f.id, nowUnix(), 0)
 	if fail == errNeedKeys {
 		fail = errNoKeys
 	}
@@ -185,10 +201,11 @@ type header struct {
 const maxToken = 16 << 10
 
 // validate checks a token: errNeedKeys when the JWKS must be fetched
-// first. owner is the context id of the request, whose context may start
-// a fetch (a background refresh of stale keys, or one for an unknown
-// kid); 0 when the keys were just fetched: no fetch then.
-func (p *policy) validate(tok string, now int64, owner uint32) (*entry, *failure) {
+// first. A valid token is cached under id (policy.cacheID). owner is the
+// context id of the request, whose context may start a fetch (a
+// background refresh of stale keys, or one for an unknown kid); 0 when
+// the keys were just fetched: no fetch then.
+func (p *policy) validate(tok, id string, now int64, owner uint32) (*entry, *failure) {
 	mayFetch := owner != 0
 	if len(tok) > maxToken {
 		return nil, invalid("token too large")
@@ -261,8 +278,8 @@ func (p *policy) validate(tok string, now int64, owner uint32) (*entry, *failure
 			return nil, invalid(err.Error())
 		}
 		if ok {
-			if p.tokens != nil {
-				p.tokens.put(tok, e, now)
+			if p.tokens != nil && id != "" {
+				p.tokens.put(id, e, now)
 			}
 			return e, nil
 		}

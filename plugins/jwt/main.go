@@ -91,8 +91,11 @@ type policy struct {
 	refreshEvery int64
 	timeout      uint32
 	tokens       *tokenCache
-	jwks         *keySet
-	inline       []*key
+	// digestArg asks the host for the digest of the header's token
+	// (firstparty.JWTTokenDigest); nil when the host cannot give it.
+	digestArg []byte
+	jwks      *keySet
+	inline    []*key
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -144,6 +147,9 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 	}
 	if size > 0 {
 		p.tokens = newTokenCache(size)
+		if p.header != "" {
+			p.digestArg, _ = firstparty.AppendJWTDigestHeader(nil, p.header, p.prefix)
+		}
 	}
 	// The JWKS is fetched lazily, by the first request that needs it:
 	// starting needs no network.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novaedge/novaedge/sdk/firstparty"
 	"github.com/novaedge/novaedge/sdk/sdktest"
 )
 
@@ -232,9 +233,25 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+// testDigest stands in for the host's token digest function: the
+// emulator's foreign functions cannot read the request's headers, so it
+// answers "no token in the header" to the header mode (the plugin then
+// reads the token and asks for its digest: the cache is keyed by digests
+// as with the gateway, whose header mode is tested in host/policy), and
+// the digest of the token given.
+func testDigest(arg []byte) []byte {
+	mode, _, rest, err := firstparty.DecodeJWTDigest(arg)
+	if err != nil || mode != firstparty.JWTDigestBytes || len(rest) == 0 {
+		return []byte{0}
+	}
+	d := sha256.Sum256(rest)
+	return append([]byte{1}, d[:]...)
+}
+
 func startHost(t *testing.T, cfg string) *sdktest.Host {
 	t.Helper()
-	h, err := sdktest.Start(t, plugin, cfg, sdktest.Foreign(verifyFunc, testVerify))
+	h, err := sdktest.Start(t, plugin, cfg, sdktest.Foreign(verifyFunc, testVerify),
+		sdktest.Foreign(firstparty.JWTTokenDigest, testDigest))
 	if err != nil {
 		t.Fatal(err)
 	}
