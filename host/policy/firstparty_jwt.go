@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"unsafe"
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
@@ -91,13 +92,16 @@ func jwtTokenDigest(ctx context.Context, arg []byte) ([]byte, error) {
 	tok := rest
 	if mode == firstparty.JWTDigestHeader {
 		v, _ := wasm.CallerRequestHeader(ctx, string(name))
-		tok = []byte(bearerToken(v, string(rest)))
+		t := bearerToken(v, string(rest))
+		tok = unsafe.Slice(unsafe.StringData(t), len(t)) // read only: not copied
 	}
 	if len(tok) == 0 {
 		return []byte{0}, nil
 	}
+	out := make([]byte, 1, 1+sha256.Size)
+	out[0] = 1
 	d := sha256.Sum256(tok)
-	return append([]byte{1}, d[:]...), nil
+	return append(out, d[:]...), nil
 }
 
 // bearerToken extracts a token from a header value as plugins/jwt does.
