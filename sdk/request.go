@@ -12,7 +12,16 @@ import (
 type Request struct {
 	answered bool // the plugin sent its own response
 	id       string
+	ctxID    uint32
 }
+
+// ContextID returns the proxy-wasm id of the request's HTTP context. A
+// plugin that pauses several requests on one event (an HTTP callout's
+// answer, a tick) resumes each of them from that event's callback by
+// making its context the effective one first
+// (proxywasm.SetEffectiveContext(id)), then calling Resume, Deny or the
+// header methods of its Request.
+func (r *Request) ContextID() uint32 { return r.ctxID }
 
 // Header returns the value of the named header ("" if absent; the first
 // value if there are several).

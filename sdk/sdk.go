@@ -186,8 +186,8 @@ func (pc *pluginContext[C]) OnTick() {
 	}
 }
 
-func (pc *pluginContext[C]) NewHttpContext(uint32) types.HttpContext {
-	hc := &httpContext{}
+func (pc *pluginContext[C]) NewHttpContext(id uint32) types.HttpContext {
+	hc := &httpContext{req: Request{ctxID: id}}
 	if pc.new != nil {
 		hc.f = pc.new()
 	}

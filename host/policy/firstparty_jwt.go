@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
+	"unsafe"
 
 	"github.com/novaedge/novaedge/configs"
 	"github.com/novaedge/novaedge/host/wasm"
@@ -30,6 +32,7 @@ func init() {
 			m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
 				return []byte{jwtVerify(arg)}, nil
 			}
+			m[firstparty.JWTTokenDigest] = jwtTokenDigest
 			return nil // stateless
 		},
 	})
@@ -73,6 +76,46 @@ func jwtPluginConfig(p *configs.Policy) (any, error) {
 		c.ForwardClaims = append(c.ForwardClaims, firstparty.ClaimHeader{Claim: f.Claim, Header: f.Header})
 	}
 	return c, nil
+}
+
+// jwtTokenDigest is the host function firstparty.JWTTokenDigest: the
+// SHA-256 digest of the calling stream's bearer token (read from its
+// request header here, extracted as the plugin does: the header's first
+// value after the prefix, matched case-insensitively, spaces trimmed), or
+// of the token given (result: 1 and the digest; no token: 0). A malformed argument is
+// an error (the plugin then reads the token itself).
+func jwtTokenDigest(ctx context.Context, arg []byte) ([]byte, error) {
+	mode, name, rest, err := firstparty.DecodeJWTDigest(arg)
+	if err != nil {
+		return nil, err
+	}
+	tok := rest
+	if mode == firstparty.JWTDigestHeader {
+		v, _ := wasm.CallerRequestHeader(ctx, string(name))
+		t := bearerToken(v, string(rest))
+		tok = unsafe.Slice(unsafe.StringData(t), len(t)) // read only: not copied
+	}
+	if len(tok) == 0 {
+		return []byte{0}, nil
+	}
+	out := make([]byte, 1, 1+sha256.Size)
+	out[0] = 1
+	d := sha256.Sum256(tok)
+	return append(out, d[:]...), nil
+}
+
+// bearerToken extracts a token from a header value as plugins/jwt does.
+func bearerToken(v, prefix string) string {
+	if v == "" {
+		return ""
+	}
+	if prefix == "" {
+		return strings.TrimSpace(v)
+	}
+	if len(v) > len(prefix) && strings.EqualFold(v[:len(prefix)], prefix) {
+		return strings.TrimSpace(v[len(prefix):])
+	}
+	return ""
 }
 
 // jwtVerifyFunc is the host function that checks one JWS signature with

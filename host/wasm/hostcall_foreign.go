@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -28,7 +29,11 @@ func proxyCallForeignFunction(ctx context.Context, v *vm, mem api.Memory, st []u
 	if f == nil {
 		return statusNotFound
 	}
-	res, err := f(context.WithValue(ctx, callerKey{}, v.p.opts.Name), append([]byte(nil), args...))
+	c := &caller{name: v.p.opts.Name}
+	if s := v.cur; s != nil && s.attached && s.reqHeaders != nil {
+		c.req = s.reqHeaders
+	}
+	res, err := f(context.WithValue(ctx, callerKey{}, c), append([]byte(nil), args...))
 	if err != nil {
 		v.log.Debug("wasm: foreign function failed", "name", name, "err", err)
 		return statusInternalFailure
@@ -38,9 +43,34 @@ func proxyCallForeignFunction(ctx context.Context, v *vm, mem api.Memory, st []u
 
 type callerKey struct{}
 
+// caller is what a ForeignFunc may know of its caller.
+type caller struct {
+	name string
+	req  http.Header // the effective stream's request headers, if any
+}
+
 // CallerName returns, inside a ForeignFunc, the name (PluginOptions.Name)
 // of the plugin that called it.
 func CallerName(ctx context.Context) string {
-	name, _ := ctx.Value(callerKey{}).(string)
-	return name
+	c, _ := ctx.Value(callerKey{}).(*caller)
+	if c == nil {
+		return ""
+	}
+	return c.name
+}
+
+// CallerRequestHeader returns, inside a ForeignFunc, the first value of
+// the named request header of the stream whose callback called it (the
+// effective context), as proxy_get_header_map_value would give it to the
+// plugin: a host function can then read a header that is large, such as
+// a bearer token, without the plugin copying it into the VM and back. It
+// reports false when the header is absent or the effective context is not
+// a stream whose request headers the plugin may read. Pseudo-headers are
+// not served.
+func CallerRequestHeader(ctx context.Context, name string) (string, bool) {
+	c, _ := ctx.Value(callerKey{}).(*caller)
+	if c == nil || c.req == nil || name == "" || name[0] == ':' {
+		return "", false
+	}
+	return headerMap{h: c.req}.get([]byte(name))
 }

@@ -308,13 +308,20 @@ func TestFeatures(t *testing.T) {
 			if CallerName(ctx) != "feat" {
 				return nil, errors.New("caller " + CallerName(ctx))
 			}
+			// The stream's request headers, as the plugin reads them.
+			if v, ok := CallerRequestHeader(ctx, "x-probe"); !ok || v != "p1" {
+				return nil, errors.New("x-probe " + v)
+			}
+			if _, ok := CallerRequestHeader(ctx, "x-absent"); ok {
+				return nil, errors.New("x-absent found")
+			}
 			return append([]byte("echo:"), arg...), nil
 		}},
 	})
 	p := newPlugin(t, r, "features", PluginOptions{Name: "feat", VMID: "vm1"})
 	s, _ := p.NewStream(context.Background(), StreamInfo{Request: newRequest("/")})
 	defer s.Done()
-	h := http.Header{}
+	h := http.Header{"X-Probe": {"p1", "p2"}}
 	if _, err := s.OnRequestHeaders(context.Background(), h, false); err != nil {
 		t.Fatal(err)
 	}

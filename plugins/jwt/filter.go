@@ -19,6 +19,7 @@ type failure struct {
 
 var (
 	errNeedKeys = &failure{status: 0} // fetch the JWKS and try again
+	errNoKeys   = &failure{status: 503, desc: "the issuer's keys could not be fetched"}
 )
 
 func invalid(desc string) *failure { return &failure{status: 401, desc: desc} }
@@ -26,56 +27,114 @@ func invalid(desc string) *failure { return &failure{status: 401, desc: desc} }
 type filter struct {
 	sdk.BaseFilter
 	p     *policy
+	r     *sdk.Request // set by OnRequest
 	token string
+	id    string // the token's key in the cache (policy.cacheID)
 	// where the token was, to remove it when configured
 	fromHeader bool
+	waiting    bool // in p.jwks.waiters
 }
 
 func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 	p := f.p
-	// Client-sent copies of the claim headers never reach the backend.
-	for _, fc := range p.forward {
-		r.RemoveHeader(fc.Header)
-	}
-	if r.Method() == "OPTIONS" && r.HasHeader("origin") && r.HasHeader("access-control-request-method") {
+	f.r = r
+	// Client-sent copies of the claim headers never reach the backend:
+	// removed here from a preflight, replaced or removed by accept
+	// otherwise (a refused request goes nowhere).
+	// Origin first: most requests have none, and its absence costs no
+	// copy into the VM.
+	if r.HasHeader("origin") && r.Method() == "OPTIONS" && r.HasHeader("access-control-request-method") {
+		for _, fc := range p.forward {
+			r.RemoveHeader(fc.Header)
+		}
 		return sdk.Continue // a CORS preflight carries no credentials
+	}
+	now := nowUnix()
+	// A token seen before is found by the digest of the header's token,
+	// which the host computes: the token is not copied into the VM.
+	if p.tokens != nil && p.digestArg != nil {
+		if d, ok := p.digest(p.digestArg); ok && d != "" {
+			if e := p.tokens.get(d, now); e != nil {
+				f.fromHeader = true
+				f.accept(r, e)
+				return sdk.Continue
+			}
+			f.id = d
+		}
 	}
 	f.token, f.fromHeader = p.extract(r)
 	if f.token == "" {
 		return r.Deny(401, "missing bearer token", [2]string{"www-authenticate", "Bearer"})
 	}
-	now := nowUnix()
 	if p.tokens != nil {
-		if e := p.tokens.get(f.token, now); e != nil {
+		if f.id == "" {
+			f.id = p.cacheID(f.token)
+		}
+		if e := p.tokens.get(f.id, now); e != nil {
 			f.accept(r, e)
 			return sdk.Continue
 		}
 	}
-	e, fail := p.validate(f.token, now, true)
+	e, fail := p.validate(f.token, f.id, now, r.ContextID())
 	if fail == errNeedKeys {
-		err := p.fetch(now, func(error) {
-			e, fail := p.validate(f.token, nowUnix(), false)
-			if fail == errNeedKeys {
-				fail = &failure{status: 503, desc: "the issuer's keys could not be fetched"}
-			}
-			if fail != nil {
-				f.deny(r, fail)
-				return
-			}
-			f.accept(r, e)
-			r.Resume()
-		})
-		if err != nil {
-			sdk.Warnf("jwt: %v", err)
-			return f.deny(r, &failure{status: 503, desc: "the issuer's keys could not be fetched"})
-		}
-		return sdk.Pause
+		return f.wait(r, now)
 	}
 	if fail != nil {
 		return f.deny(r, fail)
 	}
 	f.accept(r, e)
 	return sdk.Continue
+}
+
+// wait pauses the request until the JWKS fetch under way, or one it
+// starts, answers (policy.wake, which calls keysArrived).
+func (f *filter) wait(r *sdk.Request, now int64) sdk.Action {
+	s := f.p.jwks
+	if len(s.waiters) >= maxWaiters {
+		sdk.Warnf("jwt: %d requests wait for the JWKS already", len(s.waiters))
+		return f.deny(r, errNoKeys)
+	}
+	if err := f.p.fetch(now, r.ContextID()); err != nil {
+		sdk.Warnf("jwt: %v", err)
+		return f.deny(r, errNoKeys)
+	}
+	s.waiters = append(s.waiters, f)
+	f.waiting = true
+	return sdk.Pause
+}
+
+// keysArrived finishes a waiting request once the fetch ended (its
+// context is the effective one).
+func (f *filter) keysArrived() {
+	f.waiting = false
+	e, fail := f.p.validate(f.token, f.id, nowUnix(), 0)
+	if fail == errNeedKeys {
+		fail = errNoKeys
+	}
+	if fail != nil {
+		f.deny(f.r, fail)
+		return
+	}
+	f.accept(f.r, e)
+	f.r.Resume()
+}
+
+// OnDone forgets a request that ends while it waits (its client went
+// away), and the fetch whose callout its context held.
+func (f *filter) OnDone() {
+	s := f.p.jwks
+	if f.waiting {
+		f.waiting = false
+		for i, w := range s.waiters {
+			if w == f {
+				s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+	if s.fetching && f.r != nil && s.owner == f.r.ContextID() {
+		f.p.lost()
+	}
 }
 
 func (f *filter) deny(r *sdk.Request, fail *failure) sdk.Action {
@@ -86,15 +145,20 @@ func (f *filter) deny(r *sdk.Request, fail *failure) sdk.Action {
 		[2]string{"www-authenticate", `Bearer error="invalid_token", error_description="` + fail.desc + `"`})
 }
 
-// accept forwards the claims of a valid token.
+// accept forwards the claims of a valid token: each claim's header is set
+// (replacing the client's copies), or removed when the token lacks it.
 func (f *filter) accept(r *sdk.Request, e *entry) {
 	for i, fc := range f.p.forward {
-		v := e.claims[i]
 		if !e.has[i] {
+			r.RemoveHeader(fc.Header)
 			continue
 		}
-		r.SetHeader(fc.Header, v)
-		setProperty(fc.Claim, v)
+		r.SetHeader(fc.Header, e.claims[i])
+		if e.values != nil {
+			setProperty(f.p.props[i], e.values[i])
+		} else {
+			setProperty(f.p.props[i], []byte(e.claims[i]))
+		}
 	}
 	if f.p.cfg.RemoveCredential && f.fromHeader {
 		r.RemoveHeader(f.p.header)
@@ -137,8 +201,12 @@ type header struct {
 const maxToken = 16 << 10
 
 // validate checks a token: errNeedKeys when the JWKS must be fetched
-// first (and may be now).
-func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failure) {
+// first. A valid token is cached under id (policy.cacheID). owner is the
+// context id of the request, whose context may start a fetch (a
+// background refresh of stale keys, or one for an unknown kid); 0 when
+// the keys were just fetched: no fetch then.
+func (p *policy) validate(tok, id string, now int64, owner uint32) (*entry, *failure) {
+	mayFetch := owner != 0
 	if len(tok) > maxToken {
 		return nil, invalid("token too large")
 	}
@@ -192,9 +260,9 @@ func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failur
 			return nil, errNeedKeys
 		case len(keys) == 0 && mayFetch && now-s.lastFetch >= p.refreshEvery:
 			return nil, errNeedKeys // an unknown kid: maybe the keys rotated
-		case now >= s.expires && s.inflight == 0:
+		case now >= s.expires && !s.fetching && mayFetch:
 			// Stale: use the keys we have, refresh in the background.
-			_ = p.fetch(now, nil)
+			_ = p.fetch(now, owner)
 		}
 	}
 	if len(keys) == 0 {
@@ -210,8 +278,8 @@ func (p *policy) validate(tok string, now int64, mayFetch bool) (*entry, *failur
 			return nil, invalid(err.Error())
 		}
 		if ok {
-			if p.tokens != nil {
-				p.tokens.put(tok, e, now)
+			if p.tokens != nil && id != "" {
+				p.tokens.put(id, e, now)
 			}
 			return e, nil
 		}

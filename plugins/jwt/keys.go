@@ -10,6 +10,7 @@ import (
 
 	"github.com/novaedge/novaedge/sdk"
 	"github.com/novaedge/novaedge/sdk/firstparty"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 )
 
 // Algorithm codes of the host function's encoding (sdk/firstparty).
@@ -164,22 +165,35 @@ func verify(alg byte, k *key, input string, sig []byte) (bool, error) {
 	return false, errors.New("key and algorithm refused by the verifier")
 }
 
-// keySet is the cached remote JWKS and the state of its fetches (one per
+// keySet is the cached remote JWKS and the state of its fetch (one per
 // VM: each VM fetches its own).
 type keySet struct {
 	keys      []*key
 	loaded    bool  // a fetch succeeded once
 	expires   int64 // unix seconds: refresh after
 	lastFetch int64 // unix seconds of the last fetch started
-	inflight  int   // fetches under way
-	started   int64 // unix seconds the oldest under-way fetch started
 	gen       int   // bumped when the keys change
+
+	// At most one fetch is under way. Its callout belongs to the HTTP
+	// context owner (the request that started it), or to the root
+	// context when owner is 0 (see tick). The proxy-wasm SDK drops the
+	// answer of a callout whose context is gone, so a fetch whose owner
+	// ends first is forgotten (filter.OnDone) and, if requests wait,
+	// made again from the root context.
+	fetching bool
+	owner    uint32
+	seq      int   // numbers the fetches: a replaced one's answer is ignored
+	started  int64 // unix seconds the fetch started
+	// waiters are the requests paused until the fetch answers, in
+	// arrival order; at most maxWaiters.
+	waiters []*filter
 }
 
-// maxInflight bounds concurrent JWKS fetches of a VM: a paused request
-// can only be resumed from its own callout's answer, so each request that
-// waits for the JWKS has its own fetch.
-const maxInflight = 16
+// maxWaiters bounds the requests of a VM that wait for the JWKS (a
+// variable for tests). Beyond it a request is answered 503 at once: at
+// cold start under a flood, memory stays bounded (each waiter holds its
+// token) and clients retry after Retry-After.
+var maxWaiters = 4096
 
 // find returns the keys that may verify a token with this kid and alg.
 func (p *policy) find(kid string, alg byte) []*key {
@@ -267,40 +281,94 @@ func sameKeys(a, b []*key) bool {
 	return true
 }
 
-// fetch starts a JWKS fetch whose answer done gets (after it was stored).
-func (p *policy) fetch(now int64, done func(error)) error {
+// fetch starts a JWKS fetch, unless one is under way, with its callout
+// in the context owner (a request's context id, or 0 in a root context's
+// callback). Its answer is stored, then every waiter is resumed (or
+// refused) in its own context. A fetch whose answer is overdue (5s past
+// its timeout: it was lost) is replaced.
+func (p *policy) fetch(now int64, owner uint32) error {
 	s := p.jwks
-	if s.inflight > 0 && now-s.started > int64(p.timeout/1000)+5 {
-		s.inflight = 0 // answers that never came (their request went away)
-	}
-	if s.inflight >= maxInflight {
-		return errors.New("too many JWKS fetches under way")
+	if s.fetching && now-s.started <= int64(p.timeout/1000)+5 {
+		return nil
 	}
 	h := [][2]string{{":method", "GET"}, {":path", p.path}, {"accept", "application/json"}}
 	if p.authority != "" {
 		h = append(h, [2]string{":authority", p.authority})
 	}
+	seq := s.seq + 1
 	err := sdk.HTTPCall(p.upstream, h, nil, p.timeout, func(resp *sdk.CallResponse, err error) {
-		if s.inflight > 0 {
-			s.inflight--
+		if !s.fetching || s.seq != seq {
+			return // replaced by a newer fetch, which answers the waiters
 		}
+		s.fetching = false
 		if err == nil {
 			err = p.stored(nowUnix(), resp)
 		}
 		if err != nil {
 			sdk.Warnf("jwt: JWKS %s: %v", p.cfg.JWKSURI, err)
 		}
-		if done != nil {
-			done(err)
-		}
+		p.wake()
 	})
 	if err != nil {
 		return errors.New("JWKS fetch: " + err.Error())
 	}
-	if s.inflight == 0 {
-		s.started = now
-	}
-	s.inflight++
-	s.lastFetch = now
+	s.fetching, s.owner, s.seq, s.started, s.lastFetch = true, owner, seq, now, now
 	return nil
+}
+
+// wake resumes (or refuses) every waiter, each in its own context, after
+// a fetch ended.
+func (p *policy) wake() {
+	s := p.jwks
+	list := s.waiters
+	s.waiters = nil
+	for _, f := range list {
+		if err := proxywasm.SetEffectiveContext(f.r.ContextID()); err != nil {
+			continue // its request is gone
+		}
+		f.keysArrived()
+	}
+}
+
+// lost forgets the fetch under way, whose answer will not come (its
+// owner's context ended), and fetches again from the root context when
+// requests wait (tick).
+func (p *policy) lost() {
+	s := p.jwks
+	s.fetching = false
+	if len(s.waiters) == 0 {
+		return
+	}
+	for _, q := range orphans {
+		if q == p {
+			return
+		}
+	}
+	orphans = append(orphans, p)
+	// The tick of this policy's root context: its callback may make a
+	// callout that no request's end can take away.
+	if err := proxywasm.SetTickPeriodMilliSeconds(1); err != nil {
+		sdk.Warnf("jwt: JWKS refetch: %v", err)
+	}
+}
+
+// orphans are the policies of this VM whose waiters need a fetch from a
+// root context.
+var orphans []*policy
+
+// tick runs in a root context's tick (only requested by lost): it starts
+// the fetches the orphans need, and stops the ticks.
+func tick() {
+	_ = proxywasm.SetTickPeriodMilliSeconds(0)
+	list := orphans
+	orphans = nil
+	for _, p := range list {
+		if len(p.jwks.waiters) == 0 {
+			continue
+		}
+		if err := p.fetch(nowUnix(), 0); err != nil {
+			sdk.Warnf("jwt: %v", err)
+			p.wake() // answered 503
+		}
+	}
 }

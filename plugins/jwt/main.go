@@ -80,6 +80,7 @@ type policy struct {
 	allowed      [algMax]bool
 	skew         int64
 	forward      []ClaimHeader
+	props        [][]string // property paths of forward: jwt_claims.<claim>
 	header       string
 	prefix       string
 	hmac         *key
@@ -90,8 +91,11 @@ type policy struct {
 	refreshEvery int64
 	timeout      uint32
 	tokens       *tokenCache
-	jwks         *keySet
-	inline       []*key
+	// digestArg asks the host for the digest of the header's token
+	// (firstparty.JWTTokenDigest); nil when the host cannot give it.
+	digestArg []byte
+	jwks      *keySet
+	inline    []*key
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -118,6 +122,9 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 			algs = algorithms
 		}
 	}
+	for _, fc := range p.forward {
+		p.props = append(p.props, []string{"jwt_claims", fc.Claim})
+	}
 	for _, a := range algs {
 		p.allowed[algCode(a)] = true
 	}
@@ -140,6 +147,9 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 	}
 	if size > 0 {
 		p.tokens = newTokenCache(size)
+		if p.header != "" {
+			p.digestArg, _ = firstparty.AppendJWTDigestHeader(nil, p.header, p.prefix)
+		}
 	}
 	// The JWKS is fetched lazily, by the first request that needs it:
 	// starting needs no network.
@@ -181,6 +191,8 @@ func splitUpstream(uri string) (upstream, path string, err error) {
 	return scheme + "://" + host, path, nil
 }
 
-var plugin = sdk.Plugin[Config]{Name: "jwt", Start: start}
+// plugin has a Tick but no tick period: a root context ticks only while
+// a JWKS fetch must be made from it (policy.lost).
+var plugin = sdk.Plugin[Config]{Name: "jwt", Start: start, Tick: tick}
 
 func main() { sdk.Run(plugin) }

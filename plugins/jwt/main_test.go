@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novaedge/novaedge/sdk/firstparty"
 	"github.com/novaedge/novaedge/sdk/sdktest"
 )
 
@@ -232,9 +233,25 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+// testDigest stands in for the host's token digest function: the
+// emulator's foreign functions cannot read the request's headers, so it
+// answers "no token in the header" to the header mode (the plugin then
+// reads the token and asks for its digest: the cache is keyed by digests
+// as with the gateway, whose header mode is tested in host/policy), and
+// the digest of the token given.
+func testDigest(arg []byte) []byte {
+	mode, _, rest, err := firstparty.DecodeJWTDigest(arg)
+	if err != nil || mode != firstparty.JWTDigestBytes || len(rest) == 0 {
+		return []byte{0}
+	}
+	d := sha256.Sum256(rest)
+	return append([]byte{1}, d[:]...)
+}
+
 func startHost(t *testing.T, cfg string) *sdktest.Host {
 	t.Helper()
-	h, err := sdktest.Start(t, plugin, cfg, sdktest.Foreign(verifyFunc, testVerify))
+	h, err := sdktest.Start(t, plugin, cfg, sdktest.Foreign(verifyFunc, testVerify),
+		sdktest.Foreign(firstparty.JWTTokenDigest, testDigest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,6 +525,12 @@ func TestRemoteJWKSFailure(t *testing.T) {
 	}
 }
 
+// TestConcurrentWaiters: requests that need the JWKS while it is being
+// fetched wait on that one fetch. The emulator (proxytest) routes a host
+// call by the SDK's active context and ignores proxy_set_effective_context,
+// so it can only show the fetch's own request resumed; that every waiter
+// is resumed in its own context is tested end to end, with the gateway's
+// host (host/policy TestJWTColdStart).
 func TestConcurrentWaiters(t *testing.T) {
 	h := startHost(t, remote)
 	tok := sign("ES256", "ec1", claims(nil), ecKey)
@@ -516,18 +539,87 @@ func TestConcurrentWaiters(t *testing.T) {
 	if !a.Paused || !b.Paused {
 		t.Fatal("not paused")
 	}
-	// Each waiting request has its own fetch (the sdk resumes a request
-	// only from its own callout's answer).
-	body := jwks(ecJWK("ec1", ecKey))
-	b = answer(t, h, b, 200, nil, body)
-	a = answer(t, h, a, 200, nil, body)
-	for _, res := range []sdktest.Result{a, b} {
-		if res.Paused || res.Local != nil || res.Upstream.Get("x-user-id") != "user-42" {
-			t.Errorf("%+v", res)
-		}
+	if n, m := len(h.Callouts(a)), len(h.Callouts(b)); n != 1 || m != 0 {
+		t.Fatalf("callouts: %d and %d, want one fetch for both", n, m)
+	}
+	a = answer(t, h, a, 200, nil, jwks(ecJWK("ec1", ecKey)))
+	if a.Paused || a.Local != nil || a.Upstream.Get("x-user-id") != "user-42" {
+		t.Errorf("%+v", a)
 	}
 	// Then the JWKS is cached.
 	if res := h.Do(bearer(tok), sdktest.Response{}); res.Paused || res.Local != nil {
 		t.Errorf("%+v", res)
 	}
+}
+
+// TestWaitersBound: beyond maxWaiters, a request that needs the JWKS is
+// answered 503 at once; a waiter whose request ends is forgotten, which
+// frees its place.
+func TestWaitersBound(t *testing.T) {
+	defer func(n int) { maxWaiters = n }(maxWaiters)
+	maxWaiters = 3
+	h := startHost(t, remote)
+	tok := sign("ES256", "ec1", claims(nil), ecKey)
+	var waiting []sdktest.Result
+	for i := 0; i < 3; i++ {
+		res := h.Do(bearer(tok), sdktest.Response{})
+		if !res.Paused {
+			t.Fatalf("request %d not paused: %+v", i, res)
+		}
+		waiting = append(waiting, res)
+	}
+	res := h.Do(bearer(tok), sdktest.Response{})
+	if res.Local == nil || res.Local.Status != 503 || res.Local.Headers.Get("retry-after") != "5" {
+		t.Fatalf("over the bound: %+v", res)
+	}
+	h.Emulator().CompleteHttpContext(waiting[2].ID) // its client went away
+	if res = h.Do(bearer(tok), sdktest.Response{}); !res.Paused {
+		t.Fatalf("a forgotten waiter's place: %+v", res)
+	}
+	if n := len(h.Callouts(waiting[0])); n != 1 {
+		t.Errorf("%d fetches", n)
+	}
+}
+
+// TestFetchOwnerGone: when the request whose context made the fetch ends
+// first (the SDK drops the answer of a gone context's callout), the
+// waiters are not stranded: the fetch is made again from the root
+// context's tick.
+func TestFetchOwnerGone(t *testing.T) {
+	tok := sign("ES256", "ec1", claims(nil), ecKey)
+	t.Run("waiters", func(t *testing.T) {
+		h := startHost(t, remote)
+		a := h.Do(bearer(tok), sdktest.Response{})
+		b := h.Do(bearer(tok), sdktest.Response{})
+		if !a.Paused || !b.Paused || len(h.Callouts(a)) != 1 {
+			t.Fatal("not waiting on one fetch")
+		}
+		e := h.Emulator()
+		if e.GetTickPeriod() != 0 {
+			t.Fatal("ticks before they are needed")
+		}
+		e.CompleteHttpContext(a.ID)
+		if e.GetTickPeriod() == 0 {
+			t.Fatal("no tick asked for the new fetch")
+		}
+		e.Tick()
+		if e.GetTickPeriod() != 0 {
+			t.Error("ticks go on")
+		}
+		if n := len(e.GetCalloutAttributesFromContext(1)); n != 1 { // the root context
+			t.Fatalf("%d fetches from the root context", n)
+		}
+	})
+	t.Run("no waiter", func(t *testing.T) {
+		// A request that ends while no one waits just drops its fetch.
+		h := startHost(t, remote)
+		c := h.Do(bearer(tok), sdktest.Response{})
+		h.Emulator().CompleteHttpContext(c.ID)
+		if h.Emulator().GetTickPeriod() != 0 {
+			t.Error("a tick with no waiter")
+		}
+		if d := h.Do(bearer(tok), sdktest.Response{}); !d.Paused || len(h.Callouts(d)) != 1 {
+			t.Errorf("no new fetch after a dropped one: %+v", d)
+		}
+	})
 }

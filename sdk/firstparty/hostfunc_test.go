@@ -122,3 +122,44 @@ func FuzzDecodeRateLimitTake(f *testing.F) {
 		}
 	})
 }
+
+// TestJWTDigestArgs: the token digest's argument encodes and decodes back;
+// malformed ones are refused.
+func TestJWTDigestArgs(t *testing.T) {
+	hdr, ok := AppendJWTDigestHeader(nil, "authorization", "Bearer ")
+	if !ok {
+		t.Fatal("not encoded")
+	}
+	if _, ok := AppendJWTDigestHeader(nil, string(make([]byte, 256)), ""); ok {
+		t.Error("a 256-byte name encoded")
+	}
+	tests := []struct {
+		name       string
+		in         []byte
+		mode       byte // 0: an error
+		hname, rst string
+	}{
+		{"header", hdr, JWTDigestHeader, "authorization", "Bearer "},
+		{"header, no prefix", []byte{JWTDigestHeader, 1, 'x'}, JWTDigestHeader, "x", ""},
+		{"bytes", []byte{JWTDigestBytes, 'a', '.', 'b'}, JWTDigestBytes, "", "a.b"},
+		{"nothing", nil, 0, "", ""},
+		{"unknown mode", []byte{3, 'x'}, 0, "", ""},
+		{"empty name", []byte{JWTDigestHeader, 0}, 0, "", ""},
+		{"no length", []byte{JWTDigestHeader}, 0, "", ""},
+		{"name past the end", []byte{JWTDigestHeader, 5, 'x'}, 0, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mode, name, rest, err := DecodeJWTDigest(tc.in)
+			if tc.mode == 0 {
+				if err == nil {
+					t.Fatalf("accepted: %d %q %q", mode, name, rest)
+				}
+				return
+			}
+			if err != nil || mode != tc.mode || string(name) != tc.hname || string(rest) != tc.rst {
+				t.Fatalf("%d %q %q %v", mode, name, rest, err)
+			}
+		})
+	}
+}

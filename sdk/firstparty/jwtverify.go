@@ -97,3 +97,58 @@ func DecodeJWTVerify(b []byte) (JWTVerifyArgs, error) {
 	}
 	return a, nil
 }
+
+// JWTTokenDigest is the host function that gives the SHA-256 digest of a
+// bearer token, so that plugins/jwt finds a token it validated before
+// without copying the token (often 600 bytes and more) into its VM: the
+// host reads the request header itself (wasm.CallerRequestHeader).
+//
+// Argument: a mode byte, then
+//   - JWTDigestHeader: one byte n, the header's name (n bytes), then the
+//     prefix (the rest, may be empty). The token is the header's first
+//     value after the prefix (matched case-insensitively; the value must
+//     be longer than it), spaces trimmed, as the plugin extracts it.
+//   - JWTDigestBytes: the token itself (the rest).
+//
+// Result: 1 and the 32-byte digest, or the single byte 0 when there is no
+// token (no such header, the prefix does not match, or the token is
+// empty). Never empty: some emulators cannot return nothing.
+const JWTTokenDigest = "novaedge.jwt_token_digest"
+
+// JWTTokenDigest modes.
+const (
+	JWTDigestHeader byte = 1
+	JWTDigestBytes  byte = 2
+)
+
+// AppendJWTDigestHeader appends the JWTDigestHeader argument for the
+// header name and prefix; ok is false when the name is longer than 255
+// bytes (or empty).
+func AppendJWTDigestHeader(b []byte, name, prefix string) ([]byte, bool) {
+	if name == "" || len(name) > 255 {
+		return b, false
+	}
+	b = append(b, JWTDigestHeader, byte(len(name)))
+	b = append(b, name...)
+	return append(b, prefix...), true
+}
+
+// DecodeJWTDigest reads a JWTTokenDigest argument: for JWTDigestHeader,
+// the header name and prefix; for JWTDigestBytes, the token (in prefix's
+// place, name nil).
+func DecodeJWTDigest(arg []byte) (mode byte, name, rest []byte, err error) {
+	if len(arg) == 0 {
+		return 0, nil, nil, errors.New("empty argument")
+	}
+	switch mode, arg = arg[0], arg[1:]; mode {
+	case JWTDigestHeader:
+		if len(arg) == 0 || arg[0] == 0 || int(arg[0]) > len(arg)-1 {
+			return 0, nil, nil, errors.New("header name out of range")
+		}
+		n := int(arg[0])
+		return mode, arg[1 : 1+n], arg[1+n:], nil
+	case JWTDigestBytes:
+		return mode, nil, arg, nil
+	}
+	return 0, nil, nil, errors.New("unknown mode")
+}
