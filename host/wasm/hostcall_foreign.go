@@ -20,12 +20,12 @@ import (
 // Status: OK; NotFound (no such function); InternalFailure (it returned an
 // error); InvalidMemoryAccess.
 func proxyCallForeignFunction(ctx context.Context, v *vm, mem api.Memory, st []uint64) status {
-	name, ok1 := readString(mem, arg(st, 0), arg(st, 1))
+	name, ok1 := read(mem, arg(st, 0), arg(st, 1))
 	args, ok2 := read(mem, arg(st, 2), arg(st, 3))
 	if !ok1 || !ok2 || !writable(mem, arg(st, 4), 4) || !writable(mem, arg(st, 5), 4) {
 		return statusInvalidMemoryAccess
 	}
-	f := v.p.rt.opts.Foreign[name]
+	f := v.p.rt.opts.Foreign[string(name)] // no copy for the lookup
 	if f == nil {
 		return statusNotFound
 	}
@@ -35,7 +35,7 @@ func proxyCallForeignFunction(ctx context.Context, v *vm, mem api.Memory, st []u
 	}
 	res, err := f(context.WithValue(ctx, callerKey{}, c), append([]byte(nil), args...))
 	if err != nil {
-		v.log.Debug("wasm: foreign function failed", "name", name, "err", err)
+		v.log.Debug("wasm: foreign function failed", "name", string(name), "err", err)
 		return statusInternalFailure
 	}
 	return v.writeOut(ctx, mem, res, arg(st, 4), arg(st, 5))
