@@ -154,6 +154,11 @@ type pluginContext[C any] struct {
 	types.DefaultPluginContext
 	p   Plugin[C]
 	new NewFilter
+	// free holds the contexts of ended streams for reuse: a request
+	// allocates nothing for its context once the VM has served as many
+	// concurrent requests before (TinyGo's allocator and collector are
+	// slow; see httpContext.OnHttpStreamDone).
+	free []*httpContext
 }
 
 func (pc *pluginContext[C]) OnPluginStart(int) types.OnPluginStartStatus {
@@ -187,7 +192,14 @@ func (pc *pluginContext[C]) OnTick() {
 }
 
 func (pc *pluginContext[C]) NewHttpContext(uint32) types.HttpContext {
-	hc := &httpContext{}
+	var hc *httpContext
+	if n := len(pc.free); n > 0 {
+		hc, pc.free[n-1] = pc.free[n-1], nil
+		pc.free = pc.free[:n-1]
+		hc.pooled = false
+	} else {
+		hc = &httpContext{free: &pc.free}
+	}
 	if pc.new != nil {
 		hc.f = pc.new()
 	}
@@ -200,6 +212,10 @@ type httpContext struct {
 	f    Filter
 	req  Request
 	resp Response
+	// free is the plugin context's list of reusable contexts; pooled
+	// says this one is on it.
+	free   *[]*httpContext
+	pooled bool
 }
 
 func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
@@ -217,8 +233,17 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
 	return h.f.OnResponse(&h.resp)
 }
 
+// OnHttpStreamDone ends the stream (proxy_on_log, the stream's last
+// callback before proxy_on_delete, which only forgets its id) and puts the
+// context up for reuse by a later stream. A second call for the same
+// stream does nothing.
 func (h *httpContext) OnHttpStreamDone() {
+	if h.pooled {
+		return
+	}
 	if h.f != nil {
 		h.f.OnDone()
 	}
+	*h = httpContext{free: h.free, pooled: true}
+	*h.free = append(*h.free, h)
 }
