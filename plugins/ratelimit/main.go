@@ -130,7 +130,7 @@ func (p *policy) newFilter() sdk.Filter {
 // OnDone puts the filter up for reuse.
 func (f *filter) OnDone() {
 	p := f.p
-	*f = filter{p: p}
+	f.res, f.ok = result{}, false // (buf is overwritten before use)
 	p.free = append(p.free, f)
 }
 
@@ -158,6 +158,10 @@ type filter struct {
 	p   *policy
 	res result
 	ok  bool // res is set
+	// buf holds the response's header values (values): the host copies
+	// a header value when it is set, so the filter's own buffer serves
+	// every request it is reused for.
+	buf [96]byte
 }
 
 // result is the host's answer (see hostTake).
@@ -246,11 +250,10 @@ func (f *filter) headers() [][2]string {
 }
 
 // values returns the values of X-RateLimit-Remaining, X-RateLimit-Reset
-// and RateLimit, made in one allocation (strings over one buffer that is
-// never written again).
+// and RateLimit, as strings over f.buf (or, with a plugin name too long for
+// it, over one allocation), valid until the filter's next request.
 func (f *filter) values() (remaining, reset, item string) {
-	b := make([]byte, 0, 2*20+len(f.p.item)+2*20+6)
-	b = strconv.AppendUint(b, f.res.remaining, 10)
+	b := strconv.AppendUint(f.buf[:0], f.res.remaining, 10)
 	nr := len(b)
 	b = strconv.AppendUint(b, seconds(f.res.reset), 10)
 	nt := len(b)
