@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/novaedge/novaedge/host/proxy"
 )
 
 // firstPartyDoc is a ProxyPolicy of a first-party type on the test route.
@@ -67,5 +69,21 @@ func TestCORSThroughGateway(t *testing.T) {
 	if r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
 		r.Header.Get("Access-Control-Expose-Headers") != "X-Request-ID" || r.Header.Get("Vary") != "Origin" {
 		t.Errorf("actual request: %d %v", r.StatusCode, r.Header)
+	}
+}
+
+// TestBundledHeapReserve: a bundled plugin's VM starts with its heap grown
+// (the SDK's heapReserve: TinyGo's collector then runs rarely), and it
+// serves requests without growing further.
+func TestBundledHeapReserve(t *testing.T) {
+	for _, tc := range benchPolicies[:3] { // CORS, SecurityHeaders, RateLimit
+		t.Run(tc.name, func(t *testing.T) {
+			p := buildPolicy(t, "heap", tc.typ, tc.block)
+			runRequests(t, p, tc.hdr, 200)
+			mem := p.(proxy.StatsReporter).Stats().MemoryBytes
+			if mem < 1<<20 || mem > 2<<20 {
+				t.Errorf("guest memory %d bytes, want 1 MiB (a 512 KiB reserve; more means the heap grew)", mem)
+			}
+		})
 	}
 }

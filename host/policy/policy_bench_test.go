@@ -47,10 +47,10 @@ var benchPolicies = []struct {
 `, []string{"X-API-Key", "alice-key-0123456789"}},
 }
 
-// benchPolicy builds one first-party policy (a ProxyPolicy document of
+// buildPolicy builds one first-party policy (a ProxyPolicy document of
 // type typ, targeting the route of a minimal snapshot) on a fresh runtime
 // with the host functions, as the gateway does.
-func benchPolicy(b *testing.B, name, typ, block string) proxy.Policy {
+func buildPolicy(b testing.TB, name, typ, block string) proxy.Policy {
 	b.Helper()
 	res := `apiVersion: novaedge.io/v1alpha1
 kind: ProxyGateway
@@ -104,7 +104,7 @@ func BenchmarkPolicy(b *testing.B) {
 	b.Run("none", func(b *testing.B) { benchRequests(b, nopPolicy{}, nil) })
 	for _, tc := range benchPolicies {
 		b.Run(tc.name, func(b *testing.B) {
-			p := benchPolicy(b, "bench", tc.typ, tc.block)
+			p := buildPolicy(b, "bench", tc.typ, tc.block)
 			benchRequests(b, p, tc.hdr)
 		})
 	}
@@ -113,6 +113,27 @@ func BenchmarkPolicy(b *testing.B) {
 // benchRequests runs b.N requests with the headers hdr (name, value
 // pairs) through p, and fails on a local response.
 func benchRequests(b *testing.B, p proxy.Policy, hdr []string) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPU()
+	runRequests(b, p, hdr, b.N)
+	b.StopTimer()
+	// The process's CPU time per request: on a machine shared with other
+	// work, steadier than ns/op (wall time), which includes waiting for a
+	// core.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	// The VMs' linear memory at the end: a guest that leaks, or whose
+	// garbage collector lets its heap grow, shows here.
+	if sr, ok := p.(proxy.StatsReporter); ok {
+		b.ReportMetric(float64(sr.Stats().MemoryBytes), "wasm-bytes")
+	}
+}
+
+// runRequests runs n requests with the headers hdr (name, value pairs)
+// through p as the request path does (NewStream, request headers, the
+// response headers of a 200, Done), and fails on an error or a local
+// response.
+func runRequests(tb testing.TB, p proxy.Policy, hdr []string, n int) {
 	ctx := context.Background()
 	info := proxy.StreamInfo{
 		RequestID: "0123456789abcdef",
@@ -128,35 +149,22 @@ func benchRequests(b *testing.B, p proxy.Policy, hdr []string) {
 	}
 	respHeader := http.Header{"Content-Type": {"application/json"}, "Content-Length": {"1024"}}
 	r, _ := http.NewRequest("GET", "http://api.example.com/api/v1/products", nil)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := processCPU()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < n; i++ {
 		r.Header = reqHeader.Clone() // a plugin may change them
 		info.State = &proxy.RequestState{}
 		s, err := p.NewStream(ctx, r, info)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		lr, err := s.RequestHeaders(ctx, r)
 		if err != nil || lr != nil {
-			b.Fatalf("request headers: %v %+v", err, lr)
+			tb.Fatalf("request headers: %v %+v", err, lr)
 		}
 		h := respHeader.Clone()
 		if lr, err = s.ResponseHeaders(ctx, 200, h, false); err != nil || lr != nil {
-			b.Fatalf("response headers: %v %+v", err, lr)
+			tb.Fatalf("response headers: %v %+v", err, lr)
 		}
 		s.Done()
-	}
-	b.StopTimer()
-	// The process's CPU time per request: on a machine shared with other
-	// work, steadier than ns/op (wall time), which includes waiting for a
-	// core.
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-	// The VMs' linear memory at the end: a guest that leaks, or whose
-	// garbage collector lets its heap grow, shows here.
-	if sr, ok := p.(proxy.StatsReporter); ok {
-		b.ReportMetric(float64(sr.Stats().MemoryBytes), "wasm-bytes")
 	}
 }
 
