@@ -71,6 +71,16 @@ type Plugin[C any] struct {
 	// Tick, if set, is called every TickPeriodMillis milliseconds.
 	Tick             func()
 	TickPeriodMillis uint32
+	// HeapReserve, if set, is how many bytes the guest's heap is grown
+	// by when the plugin starts. TinyGo's collector runs whenever its heap
+	// has no free run of blocks left; on the heap a small plugin starts
+	// with (tens of KiB, much of it live) that is every few requests, and
+	// each cycle marks every live object and sweeps the whole heap. A heap
+	// grown once makes cycles rare: a request's few small allocations
+	// then cost a short walk to the next free block. The VM's memory
+	// grows accordingly (512 KiB: about 1 MiB), and a VM whose memory
+	// ceiling cannot hold it fails to start.
+	HeapReserve int
 }
 
 // NewFilter makes the filter of one request.
@@ -161,25 +171,16 @@ type pluginContext[C any] struct {
 	free []*httpContext
 }
 
-// heapReserve is how much the guest's heap is grown by when a plugin
-// starts. TinyGo's collector runs whenever its heap has no free run of
-// blocks left; on the heap a small plugin starts with (tens of KiB, most
-// of it live) that is every few requests, and each cycle marks every live
-// object and sweeps the whole heap. A heap grown once at start makes cycles
-// rare: a request's few small allocations then cost a short walk to the
-// next free block. (The VM's linear memory becomes 1 MiB.)
-const heapReserve = 512 << 10
-
-// heapSink holds the reserve from the plugin's start to its first request,
-// which drops it: allocated, the heap has grown; dropped, the next cycle
-// frees it and the heap keeps its size. (Dropped in another callback than
-// the one that allocates it, so that the compiler cannot drop the
-// allocation.)
+// heapSink holds the allocation that grows the heap (Plugin.HeapReserve)
+// from the plugin's start to its first request, which drops it: allocated,
+// the heap has grown; dropped, the next cycle frees it and the heap keeps
+// its size. (Dropped in another callback than the one that allocates it,
+// so that the compiler cannot drop the allocation.)
 var heapSink []byte
 
 func (pc *pluginContext[C]) OnPluginStart(int) types.OnPluginStartStatus {
-	if heapSink == nil {
-		heapSink = make([]byte, heapReserve)
+	if pc.p.HeapReserve > 0 && heapSink == nil {
+		heapSink = make([]byte, pc.p.HeapReserve)
 	}
 	data, err := proxywasm.GetPluginConfiguration()
 	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
@@ -211,7 +212,7 @@ func (pc *pluginContext[C]) OnTick() {
 }
 
 func (pc *pluginContext[C]) NewHttpContext(uint32) types.HttpContext {
-	heapSink = nil // see heapReserve
+	heapSink = nil // see Plugin.HeapReserve
 	var hc *httpContext
 	if n := len(pc.free); n > 0 {
 		hc, pc.free[n-1] = pc.free[n-1], nil

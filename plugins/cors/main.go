@@ -234,6 +234,10 @@ func addVary(r *sdk.Response, name string) {
 	r.SetHeader("vary", v+", "+name)
 }
 
-var plugin = sdk.Plugin[Config]{Name: "cors", Start: start}
+// heapReserve grows the VM's heap at start (sdk.Plugin.HeapReserve): the
+// collector then runs rarely.
+const heapReserve = 512 << 10
+
+var plugin = sdk.Plugin[Config]{Name: "cors", Start: start, HeapReserve: heapReserve}
 
 func main() { sdk.Run(plugin) }

@@ -278,6 +278,10 @@ func decodeResult(b []byte) (result, error) {
 	return result{allowed: r.Allowed, remaining: r.Remaining, retryAfter: r.RetryAfter, reset: r.Reset}, nil
 }
 
-var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start}
+// heapReserve grows the VM's heap at start (sdk.Plugin.HeapReserve): the
+// collector then runs rarely.
+const heapReserve = 512 << 10
+
+var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start, HeapReserve: heapReserve}
 
 func main() { sdk.Run(plugin) }

@@ -186,6 +186,10 @@ func (f *filter) set(r *sdk.Response, name, value string) {
 	r.SetHeader(name, value)
 }
 
-var plugin = sdk.Plugin[Config]{Name: "securityheaders", Start: start}
+// heapReserve grows the VM's heap at start (sdk.Plugin.HeapReserve): the
+// collector then runs rarely.
+const heapReserve = 512 << 10
+
+var plugin = sdk.Plugin[Config]{Name: "securityheaders", Start: start, HeapReserve: heapReserve}
 
 func main() { sdk.Run(plugin) }
