@@ -217,7 +217,7 @@ func (pc *pluginContext[C]) NewHttpContext(uint32) types.HttpContext {
 	if n := len(pc.free); n > 0 {
 		hc, pc.free[n-1] = pc.free[n-1], nil
 		pc.free = pc.free[:n-1]
-		hc.pooled = false
+		hc.ended = false
 	} else {
 		hc = &httpContext{free: &pc.free}
 	}
@@ -233,17 +233,28 @@ type httpContext struct {
 	f    Filter
 	req  Request
 	resp Response
-	// free is the plugin context's list of reusable contexts; pooled
-	// says this one is on it.
-	free   *[]*httpContext
-	pooled bool
+	// free is the plugin context's list of reusable contexts; ended says
+	// the stream ended (the context is on the list unless called).
+	free  *[]*httpContext
+	ended bool
+	// called: the stream made an HTTP callout. Its answer may come after
+	// the stream ended, to a callback that holds this context's Request:
+	// such a context is never reused.
+	called bool
 }
+
+// active is the HTTP context whose callback runs (nil if none), for
+// HTTPCall to mark.
+var active *httpContext
 
 func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 	if h.f == nil {
 		return Continue
 	}
-	return h.f.OnRequest(&h.req)
+	active = h
+	a := h.f.OnRequest(&h.req)
+	active = nil
+	return a
 }
 
 func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
@@ -251,7 +262,10 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
 		return Continue // the plugin's own answer: nothing to decorate
 	}
 	h.resp.req = &h.req
-	return h.f.OnResponse(&h.resp)
+	active = h
+	a := h.f.OnResponse(&h.resp)
+	active = nil
+	return a
 }
 
 // OnHttpStreamDone ends the stream (proxy_on_log, the stream's last
@@ -259,12 +273,18 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
 // context up for reuse by a later stream. A second call for the same
 // stream does nothing.
 func (h *httpContext) OnHttpStreamDone() {
-	if h.pooled {
+	if h.ended {
 		return
 	}
+	h.ended = true
 	if h.f != nil {
+		active = h
 		h.f.OnDone()
+		active = nil
 	}
-	*h = httpContext{free: h.free, pooled: true}
+	if h.called {
+		return // see called
+	}
+	*h = httpContext{free: h.free, ended: true}
 	*h.free = append(*h.free, h)
 }
