@@ -39,7 +39,14 @@ func (c *CallResponse) Header(name string) string {
 // context of the request that made the call: it may call Request.Resume,
 // Request.Deny or Request.Respond.
 func HTTPCall(upstream string, headers [][2]string, body []byte, timeoutMillis uint32, done func(*CallResponse, error)) error {
+	caller := active // the stream's context, kept from reuse (httpContext.called)
+	if caller != nil {
+		caller.called = true
+	}
 	_, err := proxywasm.DispatchHttpCall(upstream, headers, body, nil, timeoutMillis, func(numHeaders, bodySize, numTrailers int) {
+		prev := active
+		active = caller // a callout made from done belongs to the stream too
+		defer func() { active = prev }()
 		hs, err := proxywasm.GetHttpCallResponseHeaders()
 		if err != nil {
 			done(nil, errors.New("callout failed (timeout or no upstream)"))

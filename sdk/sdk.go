@@ -71,6 +71,16 @@ type Plugin[C any] struct {
 	// Tick, if set, is called every TickPeriodMillis milliseconds.
 	Tick             func()
 	TickPeriodMillis uint32
+	// HeapReserve, if set, is how many bytes the guest's heap is grown
+	// by when the plugin starts. TinyGo's collector runs whenever its heap
+	// has no free run of blocks left; on the heap a small plugin starts
+	// with (tens of KiB, much of it live) that is every few requests, and
+	// each cycle marks every live object and sweeps the whole heap. A heap
+	// grown once makes cycles rare: a request's few small allocations
+	// then cost a short walk to the next free block. The VM's memory
+	// grows accordingly (512 KiB: about 1 MiB), and a VM whose memory
+	// ceiling cannot hold it fails to start.
+	HeapReserve int
 }
 
 // NewFilter makes the filter of one request.
@@ -154,9 +164,24 @@ type pluginContext[C any] struct {
 	types.DefaultPluginContext
 	p   Plugin[C]
 	new NewFilter
+	// free holds the contexts of ended streams for reuse: a request
+	// allocates nothing for its context once the VM has served as many
+	// concurrent requests before (TinyGo's allocator and collector are
+	// slow; see httpContext.OnHttpStreamDone).
+	free []*httpContext
 }
 
+// heapSink holds the allocation that grows the heap (Plugin.HeapReserve)
+// from the plugin's start to its first request, which drops it: allocated,
+// the heap has grown; dropped, the next cycle frees it and the heap keeps
+// its size. (Dropped in another callback than the one that allocates it,
+// so that the compiler cannot drop the allocation.)
+var heapSink []byte
+
 func (pc *pluginContext[C]) OnPluginStart(int) types.OnPluginStartStatus {
+	if pc.p.HeapReserve > 0 && heapSink == nil {
+		heapSink = make([]byte, pc.p.HeapReserve)
+	}
 	data, err := proxywasm.GetPluginConfiguration()
 	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
 		proxywasm.LogCriticalf("%s: read configuration: %v", pc.p.Name, err)
@@ -187,7 +212,16 @@ func (pc *pluginContext[C]) OnTick() {
 }
 
 func (pc *pluginContext[C]) NewHttpContext(id uint32) types.HttpContext {
-	hc := &httpContext{req: Request{ctxID: id}}
+	heapSink = nil // see Plugin.HeapReserve
+	var hc *httpContext
+	if n := len(pc.free); n > 0 {
+		hc, pc.free[n-1] = pc.free[n-1], nil
+		pc.free = pc.free[:n-1]
+		hc.ended = false
+	} else {
+		hc = &httpContext{free: &pc.free}
+	}
+	hc.req.ctxID = id
 	if pc.new != nil {
 		hc.f = pc.new()
 	}
@@ -200,13 +234,28 @@ type httpContext struct {
 	f    Filter
 	req  Request
 	resp Response
+	// free is the plugin context's list of reusable contexts; ended says
+	// the stream ended (the context is on the list unless called).
+	free  *[]*httpContext
+	ended bool
+	// called: the stream made an HTTP callout. Its answer may come after
+	// the stream ended, to a callback that holds this context's Request:
+	// such a context is never reused.
+	called bool
 }
+
+// active is the HTTP context whose callback runs (nil if none), for
+// HTTPCall to mark.
+var active *httpContext
 
 func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 	if h.f == nil {
 		return Continue
 	}
-	return h.f.OnRequest(&h.req)
+	active = h
+	a := h.f.OnRequest(&h.req)
+	active = nil
+	return a
 }
 
 func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
@@ -214,11 +263,29 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
 		return Continue // the plugin's own answer: nothing to decorate
 	}
 	h.resp.req = &h.req
-	return h.f.OnResponse(&h.resp)
+	active = h
+	a := h.f.OnResponse(&h.resp)
+	active = nil
+	return a
 }
 
+// OnHttpStreamDone ends the stream (proxy_on_log, the stream's last
+// callback before proxy_on_delete, which only forgets its id) and puts the
+// context up for reuse by a later stream. A second call for the same
+// stream does nothing.
 func (h *httpContext) OnHttpStreamDone() {
-	if h.f != nil {
-		h.f.OnDone()
+	if h.ended {
+		return
 	}
+	h.ended = true
+	if h.f != nil {
+		active = h
+		h.f.OnDone()
+		active = nil
+	}
+	if h.called {
+		return // see called
+	}
+	*h = httpContext{free: h.free, ended: true}
+	*h.free = append(*h.free, h)
 }

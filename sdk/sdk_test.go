@@ -139,3 +139,85 @@ func TestAddShared(t *testing.T) {
 		}
 	}
 }
+
+// recorder notes what its filter saw, for TestContextReuse.
+type recorder struct {
+	sdk.BaseFilter
+	started int // filters made
+	done    int // OnDone calls
+}
+
+var recorded recorder
+
+var recorderPlugin = sdk.Plugin[struct{}]{
+	Name: "recorder",
+	Start: func(*struct{}) (sdk.NewFilter, error) {
+		return func() sdk.Filter { recorded.started++; return &recorder{} }, nil
+	},
+}
+
+func (*recorder) OnRequest(r *sdk.Request) sdk.Action {
+	if r.Header("x-deny") != "" {
+		return r.Deny(403, "denied")
+	}
+	r.SetHeader("x-context-id", strconv.FormatUint(uint64(r.ContextID()), 10))
+	if r.Header("x-cache-id") != "" {
+		r.SetHeader("x-seen-id", r.ID()) // ID is cached in the Request
+	}
+	return sdk.Continue
+}
+
+func (*recorder) OnResponse(r *sdk.Response) sdk.Action {
+	r.SetHeader("x-decorated", "1")
+	return sdk.Continue
+}
+
+func (*recorder) OnDone() { recorded.done++ }
+
+// TestContextReuse: the SDK reuses the HTTP context of an ended stream for
+// a later one; nothing of the earlier request shows in the later: not its
+// own answer (a denied request's context must still decorate the next
+// response), not its cached request id. Every request gets a fresh filter
+// and one OnDone.
+func TestContextReuse(t *testing.T) {
+	recorded = recorder{}
+	h, err := sdktest.Start(t, recorderPlugin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenCtx := map[string]bool{}
+	for i, tc := range []struct {
+		name      string
+		hdr       [][2]string
+		denied    bool
+		decorated bool
+		seenID    string
+	}{
+		{"denied", [][2]string{{"x-deny", "1"}, {"x-request-id", "a"}}, true, false, ""},
+		{"after a denial, decorated", nil, false, true, ""},
+		{"caches its id", [][2]string{{"x-cache-id", "1"}, {"x-request-id", "b"}}, false, true, "b"},
+		{"does not see the earlier id", [][2]string{{"x-cache-id", "1"}, {"x-request-id", "c"}}, false, true, "c"},
+		{"denied again", [][2]string{{"x-deny", "1"}}, true, false, ""},
+		{"decorated again", nil, false, true, ""},
+	} {
+		res := h.Do(sdktest.Request{Headers: tc.hdr}, sdktest.Response{})
+		if denied := res.Local != nil && res.Local.Status == 403; denied != tc.denied {
+			t.Fatalf("%s: denied %v, want %v (%+v)", tc.name, denied, tc.denied, res.Local)
+		}
+		if got := res.Downstream.Get("x-decorated") == "1"; got != tc.decorated {
+			t.Errorf("%s: decorated %v, want %v: %v", tc.name, got, tc.decorated, res.Downstream)
+		}
+		if got := res.Upstream.Get("x-seen-id"); got != tc.seenID {
+			t.Errorf("%s: x-seen-id %q, want %q", tc.name, got, tc.seenID)
+		}
+		// A reused context carries its new stream's id, not the old one's.
+		if id := res.Upstream.Get("x-context-id"); !tc.denied && (id == "" || seenCtx[id]) {
+			t.Errorf("%s: context id %q (seen: %v)", tc.name, id, seenCtx)
+		} else {
+			seenCtx[id] = true
+		}
+		if recorded.started != i+1 || recorded.done != i+1 {
+			t.Errorf("%s: %d filters, %d OnDone; want %d each", tc.name, recorded.started, recorded.done, i+1)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/novaedge/novaedge/host/proxy"
 )
 
 // firstPartyDoc is a ProxyPolicy of a first-party type on the test route.
@@ -67,5 +69,24 @@ func TestCORSThroughGateway(t *testing.T) {
 	if r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
 		r.Header.Get("Access-Control-Expose-Headers") != "X-Request-ID" || r.Header.Get("Vary") != "Origin" {
 		t.Errorf("actual request: %d %v", r.StatusCode, r.Header)
+	}
+}
+
+// TestBundledHeapReserve: the bundled header policies' VMs start with
+// their heap grown (sdk.Plugin.HeapReserve, 512 KiB: TinyGo's collector
+// then runs rarely) and serve requests without growing further; a plugin
+// that does not ask for a reserve (KeyAuth) gets none.
+func TestBundledHeapReserve(t *testing.T) {
+	for _, tc := range benchPolicies {
+		t.Run(tc.name, func(t *testing.T) {
+			p := buildPolicy(t, "heap", tc.typ, tc.block)
+			runRequests(t, p, tc.hdr, 200)
+			mem := p.(proxy.StatsReporter).Stats().MemoryBytes
+			if reserve := tc.typ != "KeyAuth"; reserve && (mem < 1<<20 || mem > 2<<20) {
+				t.Errorf("guest memory %d bytes, want 1 MiB (a 512 KiB reserve; more means the heap grew)", mem)
+			} else if !reserve && mem >= 1<<20 {
+				t.Errorf("guest memory %d bytes, want less than 1 MiB (no reserve)", mem)
+			}
+		})
 	}
 }

@@ -52,6 +52,7 @@ type policy struct {
 	expose      string
 	maxAge      string
 	credentials bool
+	free        []*filter // ended requests' filters, for reuse
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -84,7 +85,28 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 	if cfg.MaxAgeSeconds > 0 {
 		p.maxAge = strconv.Itoa(cfg.MaxAgeSeconds)
 	}
-	return func() sdk.Filter { return &filter{p: p} }, nil
+	return p.newFilter, nil
+}
+
+// newFilter returns a filter for a request: one that an ended request
+// left, or a new one. A TinyGo guest pays dearly for every allocation (its
+// allocator and collector walk the heap), so an actual request makes none
+// of its own.
+func (p *policy) newFilter() sdk.Filter {
+	if n := len(p.free); n > 0 {
+		f := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return f
+	}
+	return &filter{p: p}
+}
+
+// OnDone puts the filter up for reuse.
+func (f *filter) OnDone() {
+	p := f.p
+	*f = filter{p: p}
+	p.free = append(p.free, f)
 }
 
 // allowed reports whether origin may make cross-origin requests.
@@ -127,7 +149,7 @@ func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
 		return sdk.Continue // not a cross-origin request
 	}
 	reqMethod := r.Header("access-control-request-method")
-	if r.Method() != "OPTIONS" || reqMethod == "" {
+	if reqMethod == "" || r.Method() != "OPTIONS" { // the method only when it may be a preflight
 		if f.p.allowed(origin) {
 			f.origin = origin
 		}
@@ -197,19 +219,25 @@ func (f *filter) OnResponse(r *sdk.Response) sdk.Action {
 // Vary is "*").
 func addVary(r *sdk.Response, name string) {
 	v := r.Header("vary")
-	for _, f := range strings.Split(v, ",") {
+	if v == "" {
+		r.SetHeader("vary", name)
+		return
+	}
+	for rest := v; rest != ""; {
+		var f string
+		f, rest, _ = strings.Cut(rest, ",")
 		f = strings.TrimSpace(f)
 		if f == "*" || strings.EqualFold(f, name) {
 			return
 		}
 	}
-	if v == "" {
-		r.SetHeader("vary", name)
-		return
-	}
 	r.SetHeader("vary", v+", "+name)
 }
 
-var plugin = sdk.Plugin[Config]{Name: "cors", Start: start}
+// heapReserve grows the VM's heap at start (sdk.Plugin.HeapReserve): the
+// collector then runs rarely.
+const heapReserve = 512 << 10
+
+var plugin = sdk.Plugin[Config]{Name: "cors", Start: start, HeapReserve: heapReserve}
 
 func main() { sdk.Run(plugin) }

@@ -166,3 +166,64 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestsInSequence: requests one after the other on one VM (the
+// later ones on filters the earlier ones left): an allowed origin's
+// headers never reach a later request without one, or with another.
+func TestRequestsInSequence(t *testing.T) {
+	h, err := sdktest.Start(t, plugin, reference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, origin string
+		want         string // Access-Control-Allow-Origin, "" none
+	}{
+		{"allowed", "https://app.example.com", "https://app.example.com"},
+		{"no origin", "", ""},
+		{"allowed again", "https://admin.example.com", "https://admin.example.com"},
+		{"disallowed", "https://evil.example.org", ""},
+		{"preview subdomain", "https://a.preview.example.com", "https://a.preview.example.com"},
+		{"no origin again", "", ""},
+	} {
+		var hdr [][2]string
+		if tc.origin != "" {
+			hdr = [][2]string{{"origin", tc.origin}}
+		}
+		d := h.Do(sdktest.Request{Headers: hdr}, sdktest.Response{}).Downstream
+		if got := d.Get("access-control-allow-origin"); got != tc.want || d.Has("access-control-expose-headers") != (tc.want != "") {
+			t.Errorf("%s: headers %v, want Access-Control-Allow-Origin %q", tc.name, d, tc.want)
+		}
+	}
+}
+
+// TestVary: Origin is added to the backend's Vary unless it is there (in
+// any case) or Vary is "*".
+func TestVary(t *testing.T) {
+	h, err := sdktest.Start(t, plugin, reference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, vary, want string }{
+		{"none", "", "Origin"},
+		{"other", "Accept-Encoding", "Accept-Encoding, Origin"},
+		{"two others", "Accept-Encoding,Accept-Language", "Accept-Encoding,Accept-Language, Origin"},
+		{"there", "Accept-Encoding, Origin", "Accept-Encoding, Origin"},
+		{"there in lower case, first", "origin ,Accept", "origin ,Accept"},
+		{"star", "*", "*"},
+		{"star among others", "Accept, *", "Accept, *"},
+		{"empty fields", "Accept,,", "Accept,,, Origin"},
+		{"a longer name", "Origins", "Origins, Origin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr [][2]string
+			if tc.vary != "" {
+				hdr = [][2]string{{"vary", tc.vary}}
+			}
+			res := h.Do(sdktest.Request{Headers: [][2]string{{"origin", "https://app.example.com"}}}, sdktest.Response{Headers: hdr})
+			if got := res.Downstream.Get("vary"); got != tc.want {
+				t.Errorf("Vary %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/novaedge/novaedge/sdk"
 	"github.com/novaedge/novaedge/sdk/firstparty"
@@ -73,6 +74,11 @@ type policy struct {
 	// Header values that do not change.
 	limit, policyHeader string
 	item                string // the RateLimit item's name, as an sf-string
+	// take is hostTake's argument without the key (version, rate, burst,
+	// cost 1), and arg a buffer to build arguments in: the VM runs one
+	// callback at a time, and the host copies the argument.
+	take, arg []byte
+	free      []*filter // ended requests' filters, for reuse
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -103,7 +109,29 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 	w := max(1, (p.burst*1000+p.rate-1)/p.rate)
 	p.item = sfString(sdk.Property("plugin_name"))
 	p.policyHeader = p.item + ";q=" + p.limit + ";w=" + strconv.FormatUint(w, 10)
-	return func() sdk.Filter { return &filter{p: p} }, nil
+	p.take = firstparty.AppendRateLimitTake(nil, &firstparty.RateLimitTakeArgs{Rate: p.rate, Burst: p.burst, Cost: 1})
+	return p.newFilter, nil
+}
+
+// newFilter returns a filter for a request: one that an ended request
+// left, or a new one. A TinyGo guest pays dearly for every allocation (its
+// allocator and collector walk the heap), so the request path makes none
+// of its own beyond the response's header values.
+func (p *policy) newFilter() sdk.Filter {
+	if n := len(p.free); n > 0 {
+		f := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return f
+	}
+	return &filter{p: p}
+}
+
+// OnDone puts the filter up for reuse.
+func (f *filter) OnDone() {
+	p := f.p
+	f.res, f.ok = result{}, false // (buf is overwritten before use)
+	p.free = append(p.free, f)
 }
 
 // sfString quotes name as a structured-field string, "default" if empty.
@@ -130,6 +158,10 @@ type filter struct {
 	p   *policy
 	res result
 	ok  bool // res is set
+	// buf holds the response's header values (values): the host copies
+	// a header value when it is set, so the filter's own buffer serves
+	// every request it is reused for.
+	buf [96]byte
 }
 
 // result is the host's answer (see hostTake).
@@ -140,38 +172,40 @@ type result struct {
 	reset      uint64 // ms
 }
 
-// key returns the bucket key of the request, or the missing key's
-// description when the request has none and must be rejected.
-func (f *filter) key(r *sdk.Request) (key []byte, missing string) {
+// appendKey appends the bucket key of the request to dst, or returns the
+// missing key's description when the request has none and must be
+// rejected.
+func (f *filter) appendKey(dst []byte, r *sdk.Request) (arg []byte, missing string) {
 	p := f.p
 	switch p.kind {
 	case keyHeader:
 		if v := r.Header(p.name); v != "" {
-			return append([]byte("h:"), v...), ""
+			return append(append(dst, "h:"...), v...), ""
 		}
 		missing = "header " + p.name
 	case keyClaim:
 		if v := sdk.Property("jwt_claims", p.name); v != "" {
-			return append([]byte("c:"), v...), ""
+			return append(append(dst, "c:"...), v...), ""
 		}
 		missing = "claim " + p.name
 	case keyRoute:
-		return append([]byte("r:"), r.Route()...), ""
+		return append(append(dst, "r:"...), r.Route()...), ""
 	case keyGlobal:
-		return []byte("g"), ""
+		return append(dst, 'g'), ""
 	}
 	if missing != "" && p.reject {
-		return nil, missing
+		return dst, missing
 	}
-	return append([]byte("ip:"), r.ClientIP()...), ""
+	return append(append(dst, "ip:"...), r.ClientIP()...), ""
 }
 
 func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
-	key, missing := f.key(r)
+	p := f.p
+	arg, missing := f.appendKey(append(p.arg[:0], p.take...), r)
+	p.arg = arg // keep the grown buffer
 	if missing != "" {
 		return r.Deny(401, "rate limit: missing "+missing)
 	}
-	arg := firstparty.AppendRateLimitTake(make([]byte, 0, 16+len(key)), &firstparty.RateLimitTakeArgs{Rate: f.p.rate, Burst: f.p.burst, Cost: 1, Key: key})
 	out, err := sdk.CallHost(hostTake, arg)
 	if err == nil {
 		f.res, err = decodeResult(out)
@@ -194,23 +228,42 @@ func (f *filter) OnResponse(r *sdk.Response) sdk.Action {
 	if !f.ok {
 		return sdk.Continue
 	}
-	for _, h := range f.headers() {
-		r.SetHeader(h[0], h[1])
-	}
+	remaining, reset, item := f.values()
+	r.SetHeader("x-ratelimit-limit", f.p.limit)
+	r.SetHeader("x-ratelimit-remaining", remaining)
+	r.SetHeader("x-ratelimit-reset", reset)
+	r.SetHeader("ratelimit-policy", f.p.policyHeader)
+	r.SetHeader("ratelimit", item)
 	return sdk.Continue
 }
 
 // headers are the rate-limit headers of a response.
 func (f *filter) headers() [][2]string {
-	remaining := strconv.FormatUint(f.res.remaining, 10)
-	reset := strconv.FormatUint(seconds(f.res.reset), 10)
+	remaining, reset, item := f.values()
 	return [][2]string{
 		{"x-ratelimit-limit", f.p.limit},
 		{"x-ratelimit-remaining", remaining},
 		{"x-ratelimit-reset", reset},
 		{"ratelimit-policy", f.p.policyHeader},
-		{"ratelimit", f.p.item + ";r=" + remaining + ";t=" + reset},
+		{"ratelimit", item},
 	}
+}
+
+// values returns the values of X-RateLimit-Remaining, X-RateLimit-Reset
+// and RateLimit, as strings over f.buf (or, with a plugin name too long for
+// it, over one allocation), valid until the filter's next request.
+func (f *filter) values() (remaining, reset, item string) {
+	b := strconv.AppendUint(f.buf[:0], f.res.remaining, 10)
+	nr := len(b)
+	b = strconv.AppendUint(b, seconds(f.res.reset), 10)
+	nt := len(b)
+	b = append(b, f.p.item...)
+	b = append(b, ";r="...)
+	b = append(b, b[:nr]...)
+	b = append(b, ";t="...)
+	b = append(b, b[nr:nt]...)
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	return s[:nr], s[nr:nt], s[nt:]
 }
 
 // seconds rounds milliseconds up to whole seconds.
@@ -225,6 +278,10 @@ func decodeResult(b []byte) (result, error) {
 	return result{allowed: r.Allowed, remaining: r.Remaining, retryAfter: r.RetryAfter, reset: r.Reset}, nil
 }
 
-var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start}
+// heapReserve grows the VM's heap at start (sdk.Plugin.HeapReserve): the
+// collector then runs rarely.
+const heapReserve = 512 << 10
+
+var plugin = sdk.Plugin[Config]{Name: "ratelimit", Start: start, HeapReserve: heapReserve}
 
 func main() { sdk.Run(plugin) }

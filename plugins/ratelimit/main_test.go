@@ -297,3 +297,69 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestResponseValues: the dynamic header values (built in the filter's
+// buffer) for small, large and mixed numbers, each request with its own, on
+// filters that ended requests left for reuse; the results of earlier
+// requests stay as they were (sdktest copies what the plugin set).
+func TestResponseValues(t *testing.T) {
+	var answer []byte // the host's next answer
+	h, err := sdktest.Start(t, plugin, `{"requestsPerSecond": 1000000000, "key": "global"}`,
+		sdktest.Property("ns/limit", "plugin_name"),
+		sdktest.Foreign(hostTake, func([]byte) []byte { return answer }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type testCase struct {
+		name                           string
+		remaining, resetMS             uint64
+		wantRemaining, wantReset, want string
+	}
+	var cases []testCase
+	var res []sdktest.Headers
+	for _, tc := range []testCase{
+		{"zero", 0, 0, "0", "0", `"ns/limit";r=0;t=0`},
+		{"small", 7, 1, "7", "1", `"ns/limit";r=7;t=1`},
+		{"large", 999999999, 999999999001, "999999999", "1000000000", `"ns/limit";r=999999999;t=1000000000`},
+		{"max", 1<<64 - 1, 1<<64 - 1000, "18446744073709551615", "18446744073709551", `"ns/limit";r=18446744073709551615;t=18446744073709551`},
+		{"small again", 12, 2500, "12", "3", `"ns/limit";r=12;t=3`},
+	} {
+		answer = binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint([]byte{1}, tc.remaining), 0), tc.resetMS)
+		res = append(res, h.Do(sdktest.Request{}, sdktest.Response{}).Downstream)
+		cases = append(cases, tc)
+	}
+	for i, tc := range cases {
+		if d := res[i]; d.Get("x-ratelimit-remaining") != tc.wantRemaining || d.Get("x-ratelimit-reset") != tc.wantReset ||
+			d.Get("ratelimit") != tc.want || d.Get("x-ratelimit-limit") != "1000000000" {
+			t.Errorf("%s: headers %v", tc.name, d)
+		}
+	}
+}
+
+// TestKeysOnReusedFilters: requests with different keys, one after the
+// other (the later ones on filters and argument buffers the earlier ones
+// used), each send exactly their own key, including a shorter one after a
+// longer one.
+func TestKeysOnReusedFilters(t *testing.T) {
+	h, f := startFake(t, reference)
+	for _, tc := range []struct {
+		name string
+		req  sdktest.Request
+		key  string
+	}{
+		{"long key", sdktest.Request{Headers: [][2]string{{"x-api-key", strings.Repeat("k", 100)}}}, "h:" + strings.Repeat("k", 100)},
+		{"short key", sdktest.Request{Headers: [][2]string{{"x-api-key", "s"}}}, "h:s"},
+		{"no key: ip", sdktest.Request{ClientAddr: "192.0.2.1:1"}, "ip:192.0.2.1"},
+		{"key again", sdktest.Request{Headers: [][2]string{{"x-api-key", "abc"}}}, "h:abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.Do(tc.req, sdktest.Response{})
+			if res.Local != nil || f.last() != tc.key {
+				t.Errorf("key %q, want %q (local %+v)", f.last(), tc.key, res.Local)
+			}
+			if want := string([]byte{1, 0xa0, 0x8d, 0x06, 0xc8, 0x01, 1}) + tc.key; string(f.args[len(f.args)-1]) != want {
+				t.Errorf("args %x, want %x", f.args[len(f.args)-1], want)
+			}
+		})
+	}
+}

@@ -95,6 +95,7 @@ type policy struct {
 	headers  [][2]string // the other headers to set
 	remove   []string
 	override bool
+	free     []*filter // ended requests' filters, for reuse
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -126,7 +127,28 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 	for _, h := range cfg.RemoveHeaders {
 		p.remove = append(p.remove, strings.ToLower(h))
 	}
-	return func() sdk.Filter { return &filter{p: p} }, nil
+	return p.newFilter, nil
+}
+
+// newFilter returns a filter for a request: one that an ended request
+// left, or a new one. A TinyGo guest pays dearly for every allocation (its
+// allocator and collector walk the heap), so a request makes none of its
+// own.
+func (p *policy) newFilter() sdk.Filter {
+	if n := len(p.free); n > 0 {
+		f := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return f
+	}
+	return &filter{p: p}
+}
+
+// OnDone puts the filter up for reuse.
+func (f *filter) OnDone() {
+	p := f.p
+	*f = filter{p: p}
+	p.free = append(p.free, f)
 }
 
 type filter struct {
@@ -136,7 +158,9 @@ type filter struct {
 }
 
 func (f *filter) OnRequest(r *sdk.Request) sdk.Action {
-	f.https = strings.EqualFold(r.Scheme(), "https")
+	// The scheme matters only for HSTS: no read (and no copy into the
+	// guest) without it.
+	f.https = f.p.hsts != "" && strings.EqualFold(r.Scheme(), "https")
 	return sdk.Continue
 }
 
@@ -162,6 +186,10 @@ func (f *filter) set(r *sdk.Response, name, value string) {
 	r.SetHeader(name, value)
 }
 
-var plugin = sdk.Plugin[Config]{Name: "securityheaders", Start: start}
+// heapReserve grows the VM's heap at start (sdk.Plugin.HeapReserve): the
+// collector then runs rarely.
+const heapReserve = 512 << 10
+
+var plugin = sdk.Plugin[Config]{Name: "securityheaders", Start: start, HeapReserve: heapReserve}
 
 func main() { sdk.Run(plugin) }

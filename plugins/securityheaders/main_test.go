@@ -147,3 +147,30 @@ func TestEmptyConfig(t *testing.T) {
 		t.Errorf("headers added: %v", res.Downstream)
 	}
 }
+
+// TestSchemeInSequence: HSTS goes only on responses to HTTPS requests,
+// whatever the requests before on the same VM were; without HSTS the
+// scheme plays no part.
+func TestSchemeInSequence(t *testing.T) {
+	for _, cfg := range []struct {
+		name, config string
+		hsts         bool
+	}{
+		{"hsts", reference, true},
+		{"no hsts", `{"xFrameOptions": "DENY"}`, false},
+	} {
+		t.Run(cfg.name, func(t *testing.T) {
+			h, err := sdktest.Start(t, plugin, cfg.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, scheme := range []string{"https", "http", "https", "https", "http", "HTTPS"} {
+				d := h.Do(sdktest.Request{Scheme: scheme}, sdktest.Response{}).Downstream
+				want := cfg.hsts && strings.EqualFold(scheme, "https")
+				if d.Has("strict-transport-security") != want || d.Get("x-frame-options") != "DENY" {
+					t.Errorf("%s: headers %v, want HSTS %v", scheme, d, want)
+				}
+			}
+		})
+	}
+}

@@ -62,18 +62,29 @@ func DecodeRateLimitTake(b []byte) (RateLimitTakeArgs, error) {
 		return a, &takeError{ErrRateLimitTake, "version"}
 	}
 	b = b[1:]
-	for _, f := range []struct {
-		name string
-		v    *uint64
-	}{{"rate", &a.Rate}, {"burst", &a.Burst}, {"cost", &a.Cost}} {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return a, &takeError{ErrRateLimitTake, f.name}
+	var field string
+	if a.Rate, b, field = uvarint(b, "rate"); field == "" {
+		if a.Burst, b, field = uvarint(b, "burst"); field == "" {
+			a.Cost, b, field = uvarint(b, "cost")
 		}
-		*f.v, b = v, b[n:]
+	}
+	if field != "" {
+		return a, &takeError{ErrRateLimitTake, field}
 	}
 	a.Key = b
 	return a, nil
+}
+
+// uvarint decodes the varint at the start of b and returns the rest of b;
+// field is name when b does not start with a valid varint, "" otherwise.
+// (Straight-line decoding, no table of fields: a plugin decodes a result
+// on every request, and a TinyGo guest pays for every allocation.)
+func uvarint(b []byte, name string) (v uint64, rest []byte, field string) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, b, name
+	}
+	return v, b[n:], ""
 }
 
 // takeError is ErrRateLimitTake or ErrRateLimitTakeResult naming a field.
@@ -116,15 +127,14 @@ func DecodeRateLimitTakeResult(b []byte) (RateLimitTakeResult, error) {
 	}
 	r.Allowed, r.Overflow = b[0]&RateLimitAllowed != 0, b[0]&RateLimitOverflow != 0
 	b = b[1:]
-	for _, f := range []struct {
-		name string
-		v    *uint64
-	}{{"remaining", &r.Remaining}, {"retry after", &r.RetryAfter}, {"reset", &r.Reset}} {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return r, &takeError{ErrRateLimitTakeResult, f.name}
+	var field string
+	if r.Remaining, b, field = uvarint(b, "remaining"); field == "" {
+		if r.RetryAfter, b, field = uvarint(b, "retry after"); field == "" {
+			r.Reset, _, field = uvarint(b, "reset")
 		}
-		*f.v, b = v, b[n:]
+	}
+	if field != "" {
+		return r, &takeError{ErrRateLimitTakeResult, field}
 	}
 	return r, nil
 }

@@ -254,10 +254,14 @@ func requestHeaders(r Request) [][2]string {
 	}, r.Headers...)
 }
 
+// lower copies the emulator's headers with lower-case names. The values
+// are copied too: the emulator keeps the strings a plugin passed, which
+// may be the plugin's own buffers (a real host copies a value when it is
+// set, so a plugin may reuse them for its next request).
 func lower(h [][2]string) Headers {
 	out := make(Headers, len(h))
 	for i, kv := range h {
-		out[i] = [2]string{strings.ToLower(kv[0]), kv[1]}
+		out[i] = [2]string{strings.ToLower(kv[0]), strings.Clone(kv[1])}
 	}
 	return out
 }
