@@ -13,7 +13,7 @@ import (
 // TestTrapInEveryCallback runs a module that fails in one callback, for
 // each callback in turn and each way of failing: a trap, an infinite loop
 // (without and with host calls in it), infinite recursion (direct and
-// through call_indirect) and a memory bomb. The host never crashes; the
+// through call_indirect), a memory bomb and sleeping (WASI) in a loop. The host never crashes; the
 // callback's caller gets an error (or, for the ones whose result nobody
 // waits for, the VM is quietly discarded) within a bound; the next stream
 // runs on a new VM; and when the plugin is closed no VM and no goroutine is
@@ -40,7 +40,7 @@ func TestTrapInEveryCallback(t *testing.T) {
 		{"m", "proxy_on_tick", false},
 	}
 	hows := []struct{ name, how string }{
-		{"trap", ""}, {"loop", "l"}, {"host-call-loop", "h"}, {"recursion", "r"}, {"indirect-recursion", "i"}, {"memory-bomb", "m"},
+		{"trap", ""}, {"loop", "l"}, {"host-call-loop", "h"}, {"recursion", "r"}, {"indirect-recursion", "i"}, {"memory-bomb", "m"}, {"sleep", "s"},
 	}
 	r, _ := newRuntime(t, Options{})
 	for _, how := range hows {

@@ -149,7 +149,7 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 		WithStderr(errOut).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
+		WithNanosleep(v.nanosleep).
 		WithRandSource(rand.Reader)
 	cm, err := g.eng.compile(ctx, g.mod.hash, g.mod.code)
 	if err != nil {
@@ -236,6 +236,22 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 	}
 	v.limit = g.opts.CallTimeout
 	return v, nil
+}
+
+// maxGuestSleep bounds one sleep of the guest's clock (WASI poll_oneoff).
+const maxGuestSleep = time.Millisecond
+
+// nanosleep is the guest's sleep (WASI poll_oneoff on a clock). A sleep is
+// not metered and holds the VM, so it lasts at most maxGuestSleep and is
+// checked against the callback's limit like a refuel: a guest that sleeps
+// in a loop, or for an hour, is stopped at its limit like one that spins.
+// It runs inside the host function, on the guest's goroutine.
+func (v *vm) nanosleep(ns int64) {
+	if v.dl.exceeded() {
+		v.timedOut.Store(true)
+		panic(ErrCallTimeout)
+	}
+	time.Sleep(time.Duration(min(ns, int64(maxGuestSleep))))
 }
 
 // errAttach marks the failure of a plugin's root context while a shared VM

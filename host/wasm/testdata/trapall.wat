@@ -14,10 +14,12 @@
 ;;   r infinite recursion       m a memory bomb (grows memory until refused,
 ;;                                then unreachable)
 ;;   i infinite recursion through call_indirect
+;;   s sleeps for an hour (WASI poll_oneoff on the clock), in a loop
 (module
   (import "env" "proxy_get_buffer_bytes" (func $getbuf (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_set_tick_period_milliseconds" (func $tick (param i32) (result i32)))
   (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (table 1 funcref)
   (elem (i32.const 0) $spin)
@@ -40,6 +42,16 @@
       (then (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))
     (if (i32.eq (global.get $how) (i32.const 0x69)) ;; i
       (then (call_indirect (type $void) (i32.const 0))))
+    (if (i32.eq (global.get $how) (i32.const 0x73)) ;; s
+      (then
+        ;; One clock subscription at 1024: tag 0 (clock) at +8, clock id 1
+        ;; (monotonic) at +16, timeout 3600 s at +24; events at 2048.
+        (i32.store8 (i32.const 1032) (i32.const 0))
+        (i32.store (i32.const 1040) (i32.const 1))
+        (i64.store (i32.const 1048) (i64.const 3600000000000))
+        (loop $sleep
+          (drop (call $poll (i32.const 1024) (i32.const 2048) (i32.const 1) (i32.const 4000)))
+          (br $sleep))))
     unreachable)
   (func $recurse (param $n i32)
     (call $recurse (i32.add (local.get $n) (i32.const 1))))
