@@ -42,6 +42,7 @@ type headerMap struct {
 	status *int          // response ":status", if non-nil
 	ro     [][2]string   // read-only pairs (http call response)
 	isRO   bool
+	keys   map[string]string // the VM's interned header names (vm.keys), if any
 }
 
 // headerMap resolves a map type for the effective context: BadArgument for
@@ -234,9 +235,10 @@ func (m headerMap) change(key []byte, value string, add, replace bool) status {
 	ck := appendCanonicalKey(buf[:0], key)
 	switch {
 	case add:
-		m.h[string(ck)] = append(m.h[string(ck)], value)
+		k := internKey(m.keys, ck)
+		m.h[k] = append(m.h[k], value)
 	case replace:
-		m.h[string(ck)] = []string{value}
+		m.h[internKey(m.keys, ck)] = []string{value}
 	default:
 		if _, ok := m.h[string(ck)]; ok {
 			delete(m.h, string(ck))
@@ -382,7 +384,32 @@ func changeHeader(v *vm, mem api.Memory, st []uint64, add, replace bool) status 
 	if s != statusOK {
 		return s
 	}
+	if m.keys == nil && (add || replace) && !m.isRO {
+		if v.keys == nil {
+			v.keys = make(map[string]string)
+		}
+		m.keys = v.keys
+	}
 	return m.change(key, val, add, replace)
+}
+
+// maxInternedKeys bounds a VM's interned header names (vm.keys): a plugin
+// sets the same few names on every request; one setting names without end
+// gets no more interned.
+const maxInternedKeys = 256
+
+// internKey returns ck as a string, the same string for the same name
+// each time when keys is not nil: setting a header allocates its name
+// once per VM, not once per call.
+func internKey(keys map[string]string, ck []byte) string {
+	if k, ok := keys[string(ck)]; ok { // no allocation for the lookup
+		return k
+	}
+	k := string(ck)
+	if keys != nil && len(keys) < maxInternedKeys {
+		keys[k] = k
+	}
+	return k
 }
 
 // proxy_get_header_map_pairs(i32 map_type, i32 return_data, i32 return_size) -> i32 status

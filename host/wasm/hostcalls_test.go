@@ -3,10 +3,13 @@ package wasm
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"net/http"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Guest addresses the tests use: inputs at in0/in1, return slots at ret0..2.
@@ -299,5 +302,37 @@ func TestSharedStreamProperties(t *testing.T) {
 	v.mu.Unlock()
 	if !ok || string(got) != "alice" {
 		t.Fatalf("the other stream read %q, %v", got, ok)
+	}
+}
+
+// TestInternKey: a header name set again is the same string (no new
+// allocation for it); the table stops growing at its bound; without a
+// table every call makes its own string.
+func TestInternKey(t *testing.T) {
+	keys := map[string]string{}
+	a := internKey(keys, []byte("X-Frame-Options"))
+	b := internKey(keys, []byte("X-Frame-Options"))
+	if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatal("the same name is not the same string")
+	}
+	for i := 0; i < 2*maxInternedKeys; i++ {
+		internKey(keys, []byte(fmt.Sprintf("X-Name-%d", i)))
+	}
+	if len(keys) != maxInternedKeys {
+		t.Fatalf("%d names interned, bound %d", len(keys), maxInternedKeys)
+	}
+	if internKey(nil, []byte("Vary")) != "Vary" {
+		t.Fatal("without a table")
+	}
+	// Replacing a header whose name is interned allocates only its value
+	// and the value slice.
+	m := headerMap{h: http.Header{}, keys: map[string]string{}}
+	key := []byte("x-content-type-options")
+	m.change(key, "nosniff", false, true)
+	if n := testing.AllocsPerRun(100, func() { m.change(key, "nosniff", false, true) }); n > 1 {
+		t.Fatalf("%v allocations per replace", n)
+	}
+	if m.h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("header map %v", m.h)
 	}
 }

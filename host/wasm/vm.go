@@ -68,7 +68,8 @@ type vm struct {
 	nextCall   uint32
 	httpResp   *HTTPCallResponse // during proxy_on_http_call_response
 	scratch    []byte
-	failErr    error // why the VM was closed
+	keys       map[string]string // interned header names (hostcall_headers.go)
+	failErr    error             // why the VM was closed
 
 	// Helper modules linked to this VM's exports (batch.go) and their
 	// functions; a nil function means making the callbacks one by one.
