@@ -10,7 +10,7 @@ import (
 // The CORS policy (plugins/cors) runs first, so that preflights are
 // answered before anything asks for credentials.
 func init() {
-	Register(Type{Name: configs.PolicyCORS, Module: "cors", Order: 10, Config: corsPluginConfig})
+	Register(Type{Name: configs.PolicyCORS, Module: "cors", Order: 10, HeadersOnly: true, Config: corsPluginConfig})
 }
 
 // corsPluginConfig converts spec.cors (maxAge in whole seconds).

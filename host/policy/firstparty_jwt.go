@@ -27,7 +27,7 @@ import (
 // may key on its claims).
 func init() {
 	Register(Type{
-		Name: configs.PolicyJWT, Module: "jwt", Order: 20, Authenticates: always, Config: jwtPluginConfig,
+		Name: configs.PolicyJWT, Module: "jwt", Order: 20, HeadersOnly: true, Authenticates: always, Config: jwtPluginConfig,
 		HostFuncs: func(m map[string]wasm.ForeignFunc) func(string) {
 			m[jwtVerifyFunc] = func(_ context.Context, arg []byte) ([]byte, error) {
 				return []byte{jwtVerify(arg)}, nil

@@ -15,7 +15,7 @@ import (
 // The KeyAuth policy (plugins/keyauth) authenticates: it runs after JWT
 // and before RateLimit (which may key on its consumer).
 func init() {
-	Register(Type{Name: configs.PolicyKeyAuth, Module: "keyauth", Order: 30, Authenticates: always, Config: keyAuthPluginConfig})
+	Register(Type{Name: configs.PolicyKeyAuth, Module: "keyauth", Order: 30, HeadersOnly: true, Authenticates: always, Config: keyAuthPluginConfig})
 }
 
 // keyAuthPluginConfig reads the policy's keys — its keys list and its

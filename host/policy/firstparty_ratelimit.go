@@ -66,7 +66,7 @@ const (
 // API key's consumer) and before users' Wasm policies.
 func init() {
 	Register(Type{
-		Name: configs.PolicyRateLimit, Module: "ratelimit", Order: 40, Config: ratelimitPluginConfig,
+		Name: configs.PolicyRateLimit, Module: "ratelimit", Order: 40, HeadersOnly: true, Config: ratelimitPluginConfig,
 		HostFuncs: func(m map[string]wasm.ForeignFunc) func(string) {
 			l := newRateLimiter(monotonicClock(), DefaultRateLimitBuckets)
 			m[RateLimitTake] = l.foreign

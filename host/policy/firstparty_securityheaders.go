@@ -11,7 +11,7 @@ import (
 // responses: it runs after every other type on the request path, so its
 // response side is the first to see the upstream's response.
 func init() {
-	Register(Type{Name: configs.PolicySecurityHeaders, Module: "securityheaders", Order: 60, Config: securityHeadersPluginConfig})
+	Register(Type{Name: configs.PolicySecurityHeaders, Module: "securityheaders", Order: 60, HeadersOnly: true, Config: securityHeadersPluginConfig})
 }
 
 // securityHeadersPluginConfig converts spec.securityHeaders, as is

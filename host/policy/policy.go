@@ -109,7 +109,8 @@ func (b *Builder) Build(ctx context.Context, p *configs.Policy) (proxy.Policy, e
 	if err != nil {
 		return nil, err
 	}
-	return &wasmPolicy{plugin: plugin, module: mod.Hash(), traits: Traits(p)}, nil
+	t, _ := Lookup(p.Spec.Type)
+	return &wasmPolicy{plugin: plugin, module: mod.Hash(), traits: Traits(p), headersOnly: t.HeadersOnly}, nil
 }
 
 // carryState decides what becomes of the state the host keeps for a
@@ -179,6 +180,8 @@ type wasmPolicy struct {
 	plugin *wasm.Plugin
 	module string // content hash
 	traits proxy.PolicyTraits
+	// headersOnly: streams without body and trailer callbacks (Type.HeadersOnly).
+	headersOnly bool
 }
 
 // Traits reports the policy's place in the order and whether it
@@ -207,8 +210,25 @@ func (w *wasmPolicy) NewStream(ctx context.Context, r *http.Request, info proxy.
 	if err != nil {
 		return nil, err
 	}
+	if w.headersOnly {
+		return headerStream{&wasmStream{s: s}}, nil
+	}
 	return &wasmStream{s: s}, nil
 }
+
+// headerStream is a wasmStream without the body and trailer methods: the
+// proxy hands it no body (it is not a proxy.BodyStream).
+type headerStream struct{ ws *wasmStream }
+
+func (h headerStream) RequestHeaders(ctx context.Context, r *http.Request) (*proxy.LocalResponse, error) {
+	return h.ws.RequestHeaders(ctx, r)
+}
+
+func (h headerStream) ResponseHeaders(ctx context.Context, status int, hdr http.Header, eos bool) (*proxy.LocalResponse, error) {
+	return h.ws.ResponseHeaders(ctx, status, hdr, eos)
+}
+
+func (h headerStream) Done() { h.ws.Done() }
 
 func (w *wasmPolicy) Close() { w.plugin.Close(context.Background()) }
 

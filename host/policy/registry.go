@@ -41,6 +41,12 @@ type Type struct {
 	// a type of sdk/firstparty (the wire format the plugin decodes),
 	// marshalled to JSON. nil for Wasm.
 	Config func(*configs.Policy) (any, error)
+	// HeadersOnly: the type's plugin looks at headers only (the plugins
+	// built on sdk/, which has no body API, answer every body and trailer
+	// callback with Continue). Its streams then get no body or trailer
+	// callbacks at all: each would be an entry into the VM for nothing,
+	// and a rule whose policies are all such needs no body plumbing.
+	HeadersOnly bool
 	// HostFuncs, if set, adds the type's host functions to one runtime's
 	// set (wasm.Options.Foreign) and returns what forgets a plugin's
 	// state in them ("namespace/name"), or nil if they keep none.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -200,5 +202,47 @@ func TestWasmAuthenticatesCache(t *testing.T) {
 				t.Errorf("the backend served %d requests, want %d", got, tc.upstream)
 			}
 		})
+	}
+}
+
+// TestHeadersOnlyStreams: the streams of every first-party policy type get
+// no body or trailer callbacks (they are not proxy.BodyStreams: the plugins
+// are built on sdk/, which has no body API), and a Wasm policy's stream,
+// whose plugin may look at bodies, does.
+func TestHeadersOnlyStreams(t *testing.T) {
+	ctx := context.Background()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("body"))
+	for _, tc := range benchPolicies {
+		t.Run(tc.name, func(t *testing.T) {
+			if ty, _ := Lookup(tc.typ); !ty.HeadersOnly {
+				t.Fatalf("type %s is not HeadersOnly", tc.typ)
+			}
+			p := buildPolicy(t, "h", tc.typ, tc.block)
+			s, err := p.NewStream(ctx, req, proxy.StreamInfo{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Done()
+			if _, ok := s.(proxy.BodyStream); ok {
+				t.Fatalf("%s's stream takes bodies", tc.typ)
+			}
+		})
+	}
+	// JWT is in the registry too.
+	if ty, _ := Lookup(configs.PolicyJWT); !ty.HeadersOnly {
+		t.Error("JWT is not HeadersOnly")
+	}
+	if ty, _ := Lookup(configs.PolicyWasm); ty.HeadersOnly {
+		t.Error("Wasm is HeadersOnly")
+	}
+	// The same bundled module as a Wasm policy: its stream takes bodies.
+	p := buildPolicy(t, "w", configs.PolicyWasm, "  wasm: {module: securityheaders}\n")
+	s, err := p.NewStream(ctx, req, proxy.StreamInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Done()
+	if _, ok := s.(proxy.BodyStream); !ok {
+		t.Error("a Wasm policy's stream takes no bodies")
 	}
 }
