@@ -1,0 +1,183 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lateBackend answers its first request with first, and writes late a
+// moment after: bytes that arrive when the client has taken the response
+// as complete and pooled the connection. It answers every other request
+// with okReply. Requests are parsed with net/http's server-side parser.
+func lateBackend(t *testing.T, first, late string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	n := 0 // requests seen
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for range 100 {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					n++
+					isFirst := n == 1
+					mu.Unlock()
+					if !isFirst {
+						if _, err := io.WriteString(c, okReply); err != nil {
+							return
+						}
+						continue
+					}
+					if _, err := io.WriteString(c, first); err != nil {
+						return
+					}
+					if late != "" {
+						time.Sleep(20 * time.Millisecond)
+						if _, err := io.WriteString(c, late); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln
+}
+
+// evil is a whole response a backend sends unasked: what a client would
+// get if its request were paired with it.
+const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+
+// TestH1ClientProbeLateBytes: a backend sends bytes after a response the
+// client took as complete (after its Content-Length, after the last chunk,
+// a body to a HEAD request or with a 204 or 304), in a later segment, when
+// the connection is already idle in the pool. The next request must not
+// read them as its response (response splitting across clients). net/http's
+// Transport reads idle connections on its own goroutine and closes one that
+// receives anything unasked ("Unsolicited response received on idle HTTP
+// channel"); the native client checks a pooled connection before reusing it.
+func TestH1ClientProbeLateBytes(t *testing.T) {
+	tests := []struct {
+		name, method, first, late string
+	}{
+		{name: "after Content-Length body", method: "GET", first: okReply, late: evil},
+		{name: "after Content-Length 0", method: "GET", first: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", late: evil},
+		{name: "after the last chunk", method: "GET", first: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", late: evil},
+		{name: "body of a HEAD response", method: "HEAD", first: "HTTP/1.1 200 OK\r\nContent-Length: 43\r\n\r\n", late: evil},
+		{name: "body of a 204", method: "GET", first: "HTTP/1.1 204 No Content\r\n\r\n", late: evil},
+		{name: "body of a 304", method: "GET", first: "HTTP/1.1 304 Not Modified\r\n\r\n", late: evil},
+		{name: "a 1xx after the response", method: "GET", first: okReply, late: "HTTP/1.1 100 Continue\r\n\r\n" + evil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln := lateBackend(t, tt.first, tt.late)
+			c := newTestClient(t, time.Minute, 4)
+			ctx := testCtx(t)
+			resp, err := c.RoundTrip(newReq(t, ctx, tt.method, ln.Addr().String(), "/a", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(resp)
+			// Let the late bytes reach the pooled connection.
+			time.Sleep(100 * time.Millisecond)
+			// A second client's request.
+			resp, err = c.RoundTrip(newReq(t, ctx, "GET", ln.Addr().String(), "/b", nil))
+			if err != nil {
+				t.Fatalf("second request: %v", err)
+			}
+			body, err := readAll(resp)
+			if strings.Contains(body, "EVIL") || err != nil {
+				t.Fatalf("second request got %d %q (err %v): the first response's late bytes", resp.StatusCode, body, err)
+			}
+		})
+	}
+}
+
+// TestH1ClientProbeAbortedBody: a response body the client stops reading
+// midway (it closes it, or its context ends) never leaves its tail to the
+// next request on the connection.
+func TestH1ClientProbeAbortedBody(t *testing.T) {
+	long := "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("T", 100000)
+	tests := []struct {
+		name   string
+		cancel bool
+	}{
+		{name: "closed after a partial read"},
+		{name: "context cancelled after a partial read", cancel: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newRawBackend(t, func(n int) reply {
+				if n == 0 {
+					return reply{raw: long}
+				}
+				return reply{raw: okReply}
+			})
+			c := newTestClient(t, time.Minute, 4)
+			ctx := testCtx(t)
+			rctx, cancel := context.WithCancel(ctx)
+			resp, err := c.RoundTrip(newReq(t, rctx, "GET", be.addr(), "/a", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 10)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil {
+				t.Fatal(err)
+			}
+			if tt.cancel {
+				cancel()
+				resp.Body.Read(buf)
+			}
+			resp.Body.Close()
+			cancel()
+			for i := 0; i < 3; i++ {
+				resp, err = c.RoundTrip(newReq(t, ctx, "GET", be.addr(), "/b", nil))
+				if err != nil {
+					t.Fatalf("next request: %v", err)
+				}
+				if body, err := readAll(resp); body != "ok" || err != nil {
+					t.Fatalf("next request got %q (err %v), want ok", body, err)
+				}
+			}
+		})
+	}
+}
