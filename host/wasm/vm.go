@@ -41,6 +41,8 @@ type vm struct {
 	active   atomic.Int32 // streams bound to the VM
 	memBytes atomic.Uint32
 	timedOut atomic.Bool
+	work     int           // bytes of host work since the last check of the deadline (deadline.go)
+	guestMem meteredMemory // the guest memory as host functions see it
 
 	stop chan struct{} // closed when the VM closes: stops its goroutines
 
@@ -149,8 +151,8 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 		WithStderr(errOut).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
-		WithRandSource(rand.Reader)
+		WithNanosleep(v.nanosleep). // bounded by the call's deadline (deadline.go)
+		WithRandSource(&meteredRand{v: v, r: rand.Reader})
 	cm, err := g.eng.compile(ctx, g.mod.hash, g.mod.code)
 	if err != nil {
 		return nil, err
@@ -551,6 +553,9 @@ func (w *logWriter) Write(b []byte) (int, error) {
 	log := w.log
 	if w.vm != nil && w.vm.p != nil {
 		log = w.vm.p.log
+	}
+	if w.vm != nil {
+		w.vm.hostWork(len(b))
 	}
 	w.buf = append(w.buf, b...)
 	for {
