@@ -181,3 +181,75 @@ func TestH1ClientProbeAbortedBody(t *testing.T) {
 		})
 	}
 }
+
+// TestH1ClientProbeMatchesTransport: odd but parseable responses, each
+// read by the native client and by net/http's Transport (the behaviour it
+// replaces): both fail, or both give the same status, body and error-free
+// end. The expectations are the standard library's, but where stricter
+// says the native client refuses what net/http lets through.
+func TestH1ClientProbeMatchesTransport(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		stricter  bool
+	}{
+		{name: "no reason phrase", raw: "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "Content-Length with leading zeros", raw: "HTTP/1.1 200 OK\r\nContent-Length: 0002\r\n\r\nok"},
+		{name: "Content-Length overflowing", raw: "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nok"},
+		{name: "Content-Length negative", raw: "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok"},
+		{name: "Content-Length hex", raw: "HTTP/1.1 200 OK\r\nContent-Length: 0x2\r\n\r\nok"},
+		{name: "chunk extension", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;name=value\r\nok\r\n0\r\n\r\n"},
+		{name: "chunk size overflowing", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nok\r\n0\r\n\r\n"},
+		{name: "chunk size negative", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nok\r\n0\r\n\r\n"},
+		{name: "chunk with bare LF", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n"},
+		{name: "chunked and Content-Length", raw: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+		{name: "Transfer-Encoding identity", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "Transfer-Encoding gzip", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "Transfer-Encoding on HTTP/1.0", raw: "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok"},
+		{name: "HTTP/1.0 until close", raw: "HTTP/1.0 200 OK\r\n\r\nuntil close"},
+		{name: "trailer with forbidden field", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nContent-Length: 5\r\n\r\n"},
+		{name: "trailer with a NUL", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: a\x00b\r\n\r\n"},
+		// net/http's client keeps a field named "X A"; a name that is not
+		// a token could not be forwarded as it is, so the native client
+		// refuses the response.
+		{name: "header name with a space", raw: "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok", stricter: true},
+		{name: "LF-only head", raw: "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"},
+		{name: "five 1xx", raw: strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 4) + okReply},
+		{name: "status 999", raw: "HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok"},
+	}
+	roundTrip := func(t *testing.T, rt http.RoundTripper, raw string) (code int, body string, err error) {
+		be := newRawBackend(t, func(int) reply { return reply{raw: raw, closeConn: true} })
+		resp, err := rt.RoundTrip(newReq(t, testCtx(t), "GET", be.addr(), "/", nil))
+		if err != nil {
+			return 0, "", err
+		}
+		body, err = readAll(resp)
+		return resp.StatusCode, body, err
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			std := &http.Transport{DisableCompression: true}
+			defer std.CloseIdleConnections()
+			wantCode, wantBody, wantErr := roundTrip(t, std, tt.raw)
+			c := newTestClient(t, time.Minute, 4)
+			code, body, err := roundTrip(t, c, tt.raw)
+			if c.fellBack.Load() != 0 {
+				t.Fatal("the request went to the fallback transport")
+			}
+			if tt.stricter {
+				if wantErr != nil || err == nil {
+					t.Fatalf("native: %d %q err %v; net/http: %d %q err %v; want net/http to accept, native to refuse", code, body, err, wantCode, wantBody, wantErr)
+				}
+				return
+			}
+			if tt.stricter {
+				if wantErr != nil || err == nil {
+					t.Fatalf("native: %d %q err %v; net/http: %d %q err %v; want net/http to accept, native to refuse", code, body, err, wantCode, wantBody, wantErr)
+				}
+				return
+			}
+			if (err != nil) != (wantErr != nil) || code != wantCode || body != wantBody {
+				t.Errorf("native: %d %q err %v; net/http: %d %q err %v", code, body, err, wantCode, wantBody, wantErr)
+			}
+		})
+	}
+}
