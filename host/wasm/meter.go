@@ -30,7 +30,8 @@ import (
 //     operand, its length, just before it runs, through a scratch local
 //     appended to the function's locals: a loop of memory.fill over the
 //     whole memory would otherwise run thousands of times between two
-//     checks of the clock;
+//     checks of the clock; memory.grow, which may copy the memory, is
+//     charged the memory's current size;
 //   - refuel runs on the guest's own goroutine: it checks the callback's
 //     time against its limit (deadline.go) and either refills the fuel or
 //     stops the guest with a trap.
@@ -607,6 +608,9 @@ func (m *meterer) body(body []byte, nParams uint32) ([]byte, error) {
 			b = append(b, body[start:r.pos]...)
 			loop++
 			b = m.charge(b, costs[loop])
+		case 0x40: // memory.grow
+			b = m.chargeGrow(b, body[start+1])
+			b = append(b, body[start:r.pos]...)
 		case 0xfc08, 0xfc0a, 0xfc0b, 0xfc0c, 0xfc0e, 0xfc0f, 0xfc11:
 			shift, _ := bulkShift(op)
 			b = m.chargeLength(b, scratch, shift)
@@ -663,6 +667,27 @@ func (m *meterer) chargeLength(b []byte, scratch uint32, shift uint64) []byte {
 	b = append(b, 0xad, 0x42) // i64.extend_i32_u, i64.const
 	b = appendS64(b, int64(shift))
 	b = append(b, 0x88, 0x7d, 0x24) // i64.shr_u, i64.sub, global.set
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x23)
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x42, 0x00, 0x53, 0x04, 0x40, opCall) // i64.const 0, i64.lt_s, if, call
+	b = appendU32(b, m.refuel)
+	b = append(b, 0x24) // global.set
+	b = appendU32(b, m.fuel)
+	return append(b, opEnd)
+}
+
+// chargeGrow appends, before a memory.grow of memory memidx: fuel -=
+// memory.size<<(16-bulkMemoryShift); if fuel < 0 { fuel = refuel() }.
+// Growing a memory may copy the whole of it: a loop growing it a page at
+// a time to its ceiling would otherwise run for seconds (quadratic in
+// the ceiling) without a check of the clock.
+func (m *meterer) chargeGrow(b []byte, memidx byte) []byte {
+	b = append(b, 0x23) // global.get
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x3f, memidx, 0xad, 0x42) // memory.size, i64.extend_i32_u, i64.const
+	b = appendS64(b, 16-bulkMemoryShift)
+	b = append(b, 0x86, 0x7d, 0x24) // i64.shl, i64.sub, global.set
 	b = appendU32(b, m.fuel)
 	b = append(b, 0x23)
 	b = appendU32(b, m.fuel)

@@ -43,6 +43,8 @@ func TestMeterProbe(t *testing.T) {
 		{name: "memory-init-loop", mode: "i"},
 		{name: "wasi-random-get-loop", mode: "r"},
 		{name: "proxy-log-loop", mode: "l"},
+		{name: "wasi-fd-write-loop", mode: "w"},
+		{name: "memory-grow-by-pages", mode: "g", pages: 2048}, // no infinite loop: a long one
 		{name: "table-fill-loop", mode: "t"},
 		{name: "br-table-loop", mode: "b"},
 		{name: "multi-value-loop", mode: "p"},

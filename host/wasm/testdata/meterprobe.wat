@@ -7,6 +7,8 @@
 ;;   i a loop of memory.init of a 64 KiB passive data segment, repeated
 ;;   r a loop of WASI random_get over the whole memory
 ;;   l a loop of proxy_log of the whole memory
+;;   w a loop of WASI fd_write of the whole memory to stdout
+;;   g memory grown a page at a time up to its ceiling (then returns)
 ;;   t a table grown to 1M entries, then a loop of table.fill over it
 ;;   b an infinite loop through br_table
 ;;   p an infinite loop with a parameter and a result (multi-value)
@@ -18,6 +20,7 @@
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (table $t 1 funcref)
   (table $big 0 funcref)
@@ -67,6 +70,14 @@
     (if (i32.eq (global.get $mode) (i32.const 0x6c)) ;; l
       (then (call $growAll)
         (loop $l (drop (call $log (i32.const 5) (i32.const 0) (i32.mul (memory.size) (i32.const 65536)))) (br $l))))
+    (if (i32.eq (global.get $mode) (i32.const 0x77)) ;; w
+      (then (call $growAll)
+        ;; one iovec at 4000: the whole memory
+        (i32.store (i32.const 4000) (i32.const 0))
+        (i32.store (i32.const 4004) (i32.mul (memory.size) (i32.const 65536)))
+        (loop $l (drop (call $write (i32.const 1) (i32.const 4000) (i32.const 1) (i32.const 4008))) (br $l))))
+    (if (i32.eq (global.get $mode) (i32.const 0x67)) ;; g
+      (then (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))
     (if (i32.eq (global.get $mode) (i32.const 0x74)) ;; t
       (then
         (loop $g (br_if $g (i32.and (i32.ne (table.grow $big (ref.null func) (i32.const 65536)) (i32.const -1))
