@@ -253,3 +253,69 @@ func TestH1ClientProbeMatchesTransport(t *testing.T) {
 		})
 	}
 }
+
+// TestH1ClientProbeCancelDuringBody: the client's context ends while its
+// request body is still being written (the body source blocks; the
+// backend answered early without reading it). Like net/http's Transport
+// (whose RoundTrip may close the body "in a separate goroutine even after
+// RoundTrip returns"), the native client does not close a body whose Read
+// is pending; the body goroutine takes what comes next, then ends when the
+// source ends, and RoundTrip never waits on it.
+func TestH1ClientProbeCancelDuringBody(t *testing.T) {
+	tests := []struct {
+		name   string
+		native bool
+	}{
+		{name: "net/http Transport"},
+		{name: "native", native: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newRawBackend(t, func(int) reply {
+				return reply{raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", skipBody: true, readBody: false}
+			})
+			var rt http.RoundTripper
+			if tt.native {
+				rt = newTestClient(t, time.Minute, 4)
+			} else {
+				std := &http.Transport{}
+				t.Cleanup(std.CloseIdleConnections)
+				rt = std
+			}
+			ctx, cancel := context.WithCancel(testCtx(t))
+			pr, pw := io.Pipe()
+			wrote := make(chan error, 1)
+			cancelled := make(chan struct{})
+			go func() {
+				// The transport reads "first", then waits for more; after
+				// the cancel, a closed body refuses the rest.
+				_, err := pw.Write([]byte("first"))
+				if err == nil {
+					<-cancelled
+					time.Sleep(50 * time.Millisecond) // let RoundTrip's cleanup run
+					_, err = pw.Write([]byte("rest"))
+				}
+				wrote <- err
+			}()
+			req := newReq(t, ctx, "POST", be.addr(), "/", pr)
+			req.ContentLength = 100
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				cancel()
+				readAll(resp)
+			}
+			cancel()
+			close(cancelled)
+			select {
+			case err := <-wrote:
+				if err != nil {
+					t.Fatalf("body writer: %v, want the pending Read to take the rest (net/http's behaviour)", err)
+				}
+			case <-time.After(5 * time.Second): // a safety bound
+				pw.Close()
+				t.Fatal("the pending body Read never took the rest")
+			}
+			pw.Close()
+		})
+	}
+}
