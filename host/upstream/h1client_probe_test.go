@@ -256,11 +256,11 @@ func TestH1ClientProbeMatchesTransport(t *testing.T) {
 
 // TestH1ClientProbeCancelDuringBody: the client's context ends while its
 // request body is still being written (the body source blocks; the
-// backend answered early without reading it). Like net/http's Transport
-// (whose RoundTrip may close the body "in a separate goroutine even after
-// RoundTrip returns"), the native client does not close a body whose Read
-// is pending; the body goroutine takes what comes next, then ends when the
-// source ends, and RoundTrip never waits on it.
+// backend answered early without reading it). RoundTrip does not wait on
+// the body, and the body's source is never left blocked: its pending Read
+// takes what comes next or the body is closed (net/http's Transport does
+// either, depending on timing; its RoundTrip may close the body "in a
+// separate goroutine even after RoundTrip returns").
 func TestH1ClientProbeCancelDuringBody(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -308,8 +308,10 @@ func TestH1ClientProbeCancelDuringBody(t *testing.T) {
 			close(cancelled)
 			select {
 			case err := <-wrote:
-				if err != nil {
-					t.Fatalf("body writer: %v, want the pending Read to take the rest (net/http's behaviour)", err)
+				// net/http's Transport closes the body or lets the pending
+				// Read take the rest, depending on timing: either is right.
+				if err != nil && err != io.ErrClosedPipe {
+					t.Fatalf("body writer: %v", err)
 				}
 			case <-time.After(5 * time.Second): // a safety bound
 				pw.Close()
