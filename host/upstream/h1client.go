@@ -173,7 +173,7 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
-		pc, err := c.get(ctx, req.URL.Host, try > 0, hasBody || !replayable(req))
+		pc, err := c.get(ctx, req.URL.Host, try > 0)
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -462,11 +462,16 @@ func (b *h1Body) Close() error {
 var errBodyClosed = errors.New("upstream: read on a closed response body")
 
 // get returns an idle connection to addr (the most recently used), or
-// dials one; fresh forces a dial. check asks for an idle connection to be
-// checked first (see alive): a request that could not be sent again if
-// the endpoint had closed it meanwhile costs a system call more, rather
-// than failing (net/http's reading goroutine notices such a close).
-func (c *h1Client) get(ctx context.Context, addr string, fresh, check bool) (*h1Conn, error) {
+// dials one; fresh forces a dial. Every idle connection is checked first
+// (see alive), at the cost of a system call: one the endpoint closed
+// meanwhile is not used, and one on which the endpoint sent anything
+// unasked — bytes after a response taken as complete (past its
+// Content-Length or last chunk, a body to a HEAD, 204 or 304), arriving
+// after it was pooled — is closed, or they would be read as the next
+// request's response: another client's (net/http's reading goroutine
+// closes such a connection, "Unsolicited response received on idle HTTP
+// channel").
+func (c *h1Client) get(ctx context.Context, addr string, fresh bool) (*h1Conn, error) {
 	for !fresh {
 		c.mu.Lock()
 		p := c.hosts[addr]
@@ -479,7 +484,7 @@ func (c *h1Client) get(ctx context.Context, addr string, fresh, check bool) (*h1
 		p.conns = p.conns[:len(p.conns)-1]
 		c.idle--
 		c.mu.Unlock()
-		if check && !alive(pc.nc) {
+		if !alive(pc.nc) {
 			pc.nc.Close()
 			continue
 		}

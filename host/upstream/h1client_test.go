@@ -743,7 +743,7 @@ func TestH1ClientPool(t *testing.T) {
 		p := c.hosts[be.addr()]
 		last := p.conns[len(p.conns)-1]
 		c.mu.Unlock()
-		pc, err := c.get(ctx, be.addr(), false, false)
+		pc, err := c.get(ctx, be.addr(), false)
 		if err != nil {
 			t.Fatal(err)
 		}

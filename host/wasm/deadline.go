@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"io"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -136,9 +137,86 @@ func (d *deadline) exceeded() bool {
 // callback is past its limit, stops the guest (a panic wazero turns into
 // the call's error; the VM is then discarded).
 func refuel(ctx context.Context, _ api.Module, stack []uint64) {
-	if v := fromCtx(ctx); v != nil && v.dl.exceeded() {
+	if v := fromCtx(ctx); v != nil {
+		v.checkDeadline()
+	}
+	stack[0] = meterAllowance
+}
+
+// checkDeadline stops the guest (a panic wazero turns into the call's
+// error; the VM is then discarded) when the current call is past its
+// limit. It runs on the goroutine of the call, inside a host function.
+func (v *vm) checkDeadline() {
+	if v.dl.exceeded() {
 		v.timedOut.Store(true)
 		panic(ErrCallTimeout)
 	}
-	stack[0] = meterAllowance
+}
+
+// Host work that the meter cannot see.
+//
+// The meter charges a call to a host function a fixed cost, but some host
+// functions do work in proportion to a length the guest chooses: proxy_log
+// of the whole memory, WASI random_get or fd_write of it. A loop of those
+// would run for seconds between two checks of the clock. So the host
+// functions count the bytes they take from or give to the guest
+// (hostWork), and check the deadline every hostWorkQuantum bytes. And a
+// guest that sleeps (WASI poll_oneoff with a clock, which TinyGo's
+// time.Sleep uses) sleeps in slices of at most sleepSlice, with the
+// deadline checked before and after each: a callback cannot sleep past its
+// limit.
+
+// hostWorkQuantum is how many bytes of host work go between two checks of
+// the deadline: well under a millisecond of copying or hashing.
+const hostWorkQuantum = 1 << 20
+
+// sleepSlice is the longest a guest's sleep runs without a check of the
+// deadline.
+const sleepSlice = 5 * time.Millisecond
+
+// hostWork counts n bytes of host work done for the guest and checks the
+// deadline when a quantum is full.
+func (v *vm) hostWork(n int) {
+	v.work += n
+	if v.work >= hostWorkQuantum {
+		v.work = 0
+		v.checkDeadline()
+	}
+}
+
+// nanosleep is the guest's WASI sleep (wazero's sys.Nanosleep): ns
+// nanoseconds, stopped at the call's deadline.
+func (v *vm) nanosleep(ns int64) {
+	v.checkDeadline() // also starts the call's clock when nothing has yet
+	for ns > 0 {
+		step := min(ns, int64(sleepSlice))
+		time.Sleep(time.Duration(step))
+		ns -= step
+		v.checkDeadline()
+	}
+}
+
+// meteredMemory is the guest memory as host functions see it: every Read
+// counts as host work.
+type meteredMemory struct {
+	api.Memory
+	v *vm
+}
+
+// Read implements api.Memory, counting size bytes of host work.
+func (m *meteredMemory) Read(offset, size uint32) ([]byte, bool) {
+	m.v.hostWork(int(size))
+	return m.Memory.Read(offset, size)
+}
+
+// meteredRand is the guest's WASI random source (random_get): reads count
+// as host work.
+type meteredRand struct {
+	v *vm
+	r io.Reader
+}
+
+func (m *meteredRand) Read(p []byte) (int, error) {
+	m.v.hostWork(len(p))
+	return m.r.Read(p)
 }

@@ -78,11 +78,16 @@ func hfTyped(name string, params []api.ValueType, impl hostImpl) hostFunc {
 		results: i32s(1),
 		fn: func(ctx context.Context, mod api.Module, stack []uint64) {
 			v := fromCtx(ctx)
-			if v == nil || mod.Memory() == nil {
+			mem := mod.Memory()
+			if v == nil || mem == nil {
 				stack[0] = uint64(statusInternalFailure)
 				return
 			}
-			stack[0] = uint64(impl(ctx, v, mod.Memory(), stack))
+			// Reads of guest memory count as host work (deadline.go).
+			if v.guestMem.Memory != mem {
+				v.guestMem = meteredMemory{Memory: mem, v: v}
+			}
+			stack[0] = uint64(impl(ctx, v, &v.guestMem, stack))
 		},
 	}
 }

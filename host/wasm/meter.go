@@ -25,6 +25,13 @@ import (
 //     bulk memory operations weighted as the host work they are), and when
 //     the fuel goes negative calls the import novaedge_meter.refuel, which
 //     returns a new allowance;
+//   - an instruction whose work grows with an operand (memory.fill, .copy
+//     and .init; table.fill, .copy, .init and .grow) is also charged that
+//     operand, its length, just before it runs, through a scratch local
+//     appended to the function's locals: a loop of memory.fill over the
+//     whole memory would otherwise run thousands of times between two
+//     checks of the clock; memory.grow, which may copy the memory, is
+//     charged the memory's current size;
 //   - refuel runs on the guest's own goroutine: it checks the callback's
 //     time against its limit (deadline.go) and either refills the fuel or
 //     stops the guest with a trap.
@@ -59,6 +66,27 @@ const (
 	costHostCall = 200 // a call to an import (host function) or call_indirect, which may reach one
 	costBulk     = 200 // memory.grow, memory.fill/copy/init, table.grow/fill/copy/init
 )
+
+// Shifts of the charge for the length operand of a bulk instruction: a
+// memory operation costs one unit per 1<<bulkMemoryShift bytes (tens of
+// bytes a nanosecond move through memory.fill and memory.copy), a table
+// operation one per element.
+const (
+	bulkMemoryShift = 4
+	bulkTableShift  = 0
+)
+
+// bulkShift returns the charge shift of an instruction whose length operand
+// is on top of the stack, and whether op is one.
+func bulkShift(op uint32) (uint64, bool) {
+	switch op {
+	case 0xfc08, 0xfc0a, 0xfc0b: // memory.init, memory.copy, memory.fill
+		return bulkMemoryShift, true
+	case 0xfc0c, 0xfc0e, 0xfc0f, 0xfc11: // table.init, table.copy, table.grow, table.fill
+		return bulkTableShift, true
+	}
+	return 0, false
+}
 
 // Section ids of the binary format.
 const (
@@ -127,9 +155,11 @@ type meterer struct {
 	addType       bool   // the type must be appended
 	nFuncImports  uint32 // function imports before refuel's
 	nGlobalImport uint32
-	nGlobals      uint32 // defined globals
-	fuel          uint32 // index of the fuel global
-	refuel        uint32 // function index of refuel
+	nGlobals      uint32   // defined globals
+	fuel          uint32   // index of the fuel global
+	refuel        uint32   // function index of refuel
+	typeParams    []uint32 // number of parameters, by type index
+	funcTypes     []uint32 // type index of each defined function
 }
 
 // scan reads the type, import and global sections.
@@ -146,6 +176,7 @@ func (m *meterer) scan(secs []section) error {
 				}
 				np := r.u32()
 				r.bytes(int(np))
+				m.typeParams = append(m.typeParams, np)
 				nr := r.u32()
 				res := r.bytes(int(nr))
 				if np == 0 && nr == 1 && res[0] == 0x7e && m.refuelType == math.MaxUint32 && r.err == nil {
@@ -187,9 +218,11 @@ func (m *meterer) scan(secs []section) error {
 		case secFunction:
 			n := r.u32()
 			for i := uint32(0); i < n && r.err == nil; i++ {
-				if t := r.u32(); t >= m.nTypes && r.err == nil {
+				t := r.u32()
+				if t >= m.nTypes && r.err == nil {
 					return fmt.Errorf("%w: function %d has type %d, which does not exist", errMeter, i, t)
 				}
+				m.funcTypes = append(m.funcTypes, t)
 			}
 		}
 		if r.err != nil {
@@ -472,7 +505,10 @@ func (m *meterer) code(payload []byte) ([]byte, error) {
 		if r.err != nil {
 			break
 		}
-		nb, err := m.body(body)
+		if int(i) >= len(m.funcTypes) || int(m.funcTypes[i]) >= len(m.typeParams) {
+			return nil, fmt.Errorf("%w: function %d has a body but no type", errMeter, m.nFuncImports+i)
+		}
+		nb, err := m.body(body, m.typeParams[m.funcTypes[i]])
 		if err != nil {
 			return nil, fmt.Errorf("%w: function %d: %v", errMeter, m.nFuncImports+i, err)
 		}
@@ -485,15 +521,18 @@ func (m *meterer) code(payload []byte) ([]byte, error) {
 	return b, nil
 }
 
-// body meters one function: a first pass adds up the cost of the
-// function's top level and of each loop (nested loops excluded), the
-// second copies the code, renumbering calls and ref.func, with a charge
-// after the locals and after each loop instruction.
-func (m *meterer) body(body []byte) ([]byte, error) {
+// body meters one function of nParams parameters: a first pass adds up the
+// cost of the function's top level and of each loop (nested loops
+// excluded), the second copies the code, renumbering calls and ref.func,
+// with a charge after the locals, after each loop instruction and before
+// each bulk instruction (of its length operand, kept in a scratch i32
+// local appended to the function's locals).
+func (m *meterer) body(body []byte, nParams uint32) ([]byte, error) {
 	r := &reader{b: body}
 	nl := r.u32()
+	nLocals := uint64(nParams)
 	for i := uint32(0); i < nl && r.err == nil; i++ {
-		r.u32()
+		nLocals += uint64(r.u32())
 		r.byte()
 	}
 	if r.err != nil {
@@ -501,6 +540,7 @@ func (m *meterer) body(body []byte) ([]byte, error) {
 	}
 	locals := body[:r.pos]
 	exprStart := r.pos
+	bulk := false
 
 	// Pass 1: costs. costs[0] is the function's top level, costs[k] the
 	// k-th loop in code order.
@@ -514,6 +554,9 @@ func (m *meterer) body(body []byte) ([]byte, error) {
 			return nil, err
 		}
 		costs[region] += m.weight(op, idx)
+		if _, ok := bulkShift(op); ok {
+			bulk = true
+		}
 		switch op {
 		case 0x02, 0x04: // block, if
 			frames = append(frames, region)
@@ -531,7 +574,19 @@ func (m *meterer) body(body []byte) ([]byte, error) {
 
 	// Pass 2: copy with charges.
 	b := make([]byte, 0, len(body)+len(costs)*24)
-	b = append(b, locals...)
+	scratch := uint32(nLocals)
+	if bulk {
+		if nLocals >= math.MaxUint32 {
+			return nil, errors.New("too many locals")
+		}
+		// The same locals and one more group: a single i32.
+		lr := &reader{b: locals}
+		b = appendU32(b, lr.u32()+1)
+		b = append(b, locals[lr.pos:]...)
+		b = append(b, 0x01, 0x7f)
+	} else {
+		b = append(b, locals...)
+	}
 	b = m.charge(b, costs[0])
 	r = &reader{b: body, pos: exprStart}
 	w = &walker{m: m, r: r}
@@ -553,6 +608,13 @@ func (m *meterer) body(body []byte) ([]byte, error) {
 			b = append(b, body[start:r.pos]...)
 			loop++
 			b = m.charge(b, costs[loop])
+		case 0x40: // memory.grow
+			b = m.chargeGrow(b, body[start+1])
+			b = append(b, body[start:r.pos]...)
+		case 0xfc08, 0xfc0a, 0xfc0b, 0xfc0c, 0xfc0e, 0xfc0f, 0xfc11:
+			shift, _ := bulkShift(op)
+			b = m.chargeLength(b, scratch, shift)
+			b = append(b, body[start:r.pos]...)
 		default:
 			b = append(b, body[start:r.pos]...)
 		}
@@ -582,6 +644,50 @@ func (m *meterer) charge(b []byte, cost int64) []byte {
 	b = append(b, 0x42) // i64.const
 	b = appendS64(b, cost)
 	b = append(b, 0x7d, 0x24) // i64.sub, global.set
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x23)
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x42, 0x00, 0x53, 0x04, 0x40, opCall) // i64.const 0, i64.lt_s, if, call
+	b = appendU32(b, m.refuel)
+	b = append(b, 0x24) // global.set
+	b = appendU32(b, m.fuel)
+	return append(b, opEnd)
+}
+
+// chargeLength appends, for a bulk instruction whose i32 length is on top of
+// the stack: scratch = length (left on the stack); fuel -= length>>shift;
+// if fuel < 0 { fuel = refuel() }.
+func (m *meterer) chargeLength(b []byte, scratch uint32, shift uint64) []byte {
+	b = append(b, 0x22) // local.tee
+	b = appendU32(b, scratch)
+	b = append(b, 0x23) // global.get
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x20) // local.get
+	b = appendU32(b, scratch)
+	b = append(b, 0xad, 0x42) // i64.extend_i32_u, i64.const
+	b = appendS64(b, int64(shift))
+	b = append(b, 0x88, 0x7d, 0x24) // i64.shr_u, i64.sub, global.set
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x23)
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x42, 0x00, 0x53, 0x04, 0x40, opCall) // i64.const 0, i64.lt_s, if, call
+	b = appendU32(b, m.refuel)
+	b = append(b, 0x24) // global.set
+	b = appendU32(b, m.fuel)
+	return append(b, opEnd)
+}
+
+// chargeGrow appends, before a memory.grow of memory memidx: fuel -=
+// memory.size<<(16-bulkMemoryShift); if fuel < 0 { fuel = refuel() }.
+// Growing a memory may copy the whole of it: a loop growing it a page at
+// a time to its ceiling would otherwise run for seconds (quadratic in
+// the ceiling) without a check of the clock.
+func (m *meterer) chargeGrow(b []byte, memidx byte) []byte {
+	b = append(b, 0x23) // global.get
+	b = appendU32(b, m.fuel)
+	b = append(b, 0x3f, memidx, 0xad, 0x42) // memory.size, i64.extend_i32_u, i64.const
+	b = appendS64(b, 16-bulkMemoryShift)
+	b = append(b, 0x86, 0x7d, 0x24) // i64.shl, i64.sub, global.set
 	b = appendU32(b, m.fuel)
 	b = append(b, 0x23)
 	b = appendU32(b, m.fuel)

@@ -41,6 +41,8 @@ type vm struct {
 	active   atomic.Int32 // streams bound to the VM
 	memBytes atomic.Uint32
 	timedOut atomic.Bool
+	work     int           // bytes of host work since the last check of the deadline (deadline.go)
+	guestMem meteredMemory // the guest memory as host functions see it
 
 	stop chan struct{} // closed when the VM closes: stops its goroutines
 
@@ -150,8 +152,8 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 		WithStderr(errOut).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithNanosleep(v.nanosleep).
-		WithRandSource(rand.Reader)
+		WithNanosleep(v.nanosleep). // bounded by the call's deadline (deadline.go)
+		WithRandSource(&meteredRand{v: v, r: rand.Reader})
 	cm, err := g.eng.compile(ctx, g.mod.hash, g.mod.code)
 	if err != nil {
 		return nil, err
@@ -237,22 +239,6 @@ func (g *vmGroup) startVM(ctx context.Context, plugins []*Plugin) (_ *vm, err er
 	}
 	v.limit = g.opts.CallTimeout
 	return v, nil
-}
-
-// maxGuestSleep bounds one sleep of the guest's clock (WASI poll_oneoff).
-const maxGuestSleep = time.Millisecond
-
-// nanosleep is the guest's sleep (WASI poll_oneoff on a clock). A sleep is
-// not metered and holds the VM, so it lasts at most maxGuestSleep and is
-// checked against the callback's limit like a refuel: a guest that sleeps
-// in a loop, or for an hour, is stopped at its limit like one that spins.
-// It runs inside the host function, on the guest's goroutine.
-func (v *vm) nanosleep(ns int64) {
-	if v.dl.exceeded() {
-		v.timedOut.Store(true)
-		panic(ErrCallTimeout)
-	}
-	time.Sleep(time.Duration(min(ns, int64(maxGuestSleep))))
 }
 
 // errAttach marks the failure of a plugin's root context while a shared VM
@@ -568,6 +554,9 @@ func (w *logWriter) Write(b []byte) (int, error) {
 	log := w.log
 	if w.vm != nil && w.vm.p != nil {
 		log = w.vm.p.log
+	}
+	if w.vm != nil {
+		w.vm.hostWork(len(b))
 	}
 	w.buf = append(w.buf, b...)
 	for {
