@@ -100,6 +100,30 @@ type Filter interface {
 	OnDone()
 }
 
+// Filters keeps the filters of ended requests for later requests: a TinyGo
+// guest pays for every allocation (its allocator and collector walk the
+// heap), so a plugin whose filter is a struct can make none per request.
+// A plugin's NewFilter takes one with Get (making a new one when Get
+// returns nil) and its filter's OnDone resets it and gives it back with
+// Put. Like everything in a VM, it is used by one callback at a time.
+type Filters[F any] struct{ free []*F }
+
+// Get returns the filter an ended request gave back last, or nil if none
+// is left.
+func (fs *Filters[F]) Get() *F {
+	n := len(fs.free)
+	if n == 0 {
+		return nil
+	}
+	f := fs.free[n-1]
+	fs.free[n-1] = nil
+	fs.free = fs.free[:n-1]
+	return f
+}
+
+// Put keeps f, reset by its owner, for a later Get.
+func (fs *Filters[F]) Put(f *F) { fs.free = append(fs.free, f) }
+
 // BaseFilter implements Filter doing nothing.
 type BaseFilter struct{}
 

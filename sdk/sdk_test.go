@@ -221,3 +221,24 @@ func TestContextReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestFilters: Get gives back the filters Put kept, the last first, and
+// nil when none is left.
+func TestFilters(t *testing.T) {
+	var fs sdk.Filters[recorder]
+	if fs.Get() != nil {
+		t.Fatal("a filter from an empty list")
+	}
+	a, b := &recorder{}, &recorder{}
+	fs.Put(a)
+	fs.Put(b)
+	if got := fs.Get(); got != b {
+		t.Fatal("not the last one put")
+	}
+	if got := fs.Get(); got != a {
+		t.Fatal("not the first one put")
+	}
+	if fs.Get() != nil {
+		t.Fatal("a filter after the list emptied")
+	}
+}

@@ -52,7 +52,7 @@ type policy struct {
 	expose      string
 	maxAge      string
 	credentials bool
-	free        []*filter // ended requests' filters, for reuse
+	free        sdk.Filters[filter] // ended requests' filters, for reuse
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -93,10 +93,7 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 // allocator and collector walk the heap), so an actual request makes none
 // of its own.
 func (p *policy) newFilter() sdk.Filter {
-	if n := len(p.free); n > 0 {
-		f := p.free[n-1]
-		p.free[n-1] = nil
-		p.free = p.free[:n-1]
+	if f := p.free.Get(); f != nil {
 		return f
 	}
 	return &filter{p: p}
@@ -106,7 +103,7 @@ func (p *policy) newFilter() sdk.Filter {
 func (f *filter) OnDone() {
 	p := f.p
 	*f = filter{p: p}
-	p.free = append(p.free, f)
+	p.free.Put(f)
 }
 
 // allowed reports whether origin may make cross-origin requests.

@@ -78,7 +78,7 @@ type policy struct {
 	// cost 1), and arg a buffer to build arguments in: the VM runs one
 	// callback at a time, and the host copies the argument.
 	take, arg []byte
-	free      []*filter // ended requests' filters, for reuse
+	free      sdk.Filters[filter] // ended requests' filters, for reuse
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -118,10 +118,7 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 // allocator and collector walk the heap), so the request path makes none
 // of its own beyond the response's header values.
 func (p *policy) newFilter() sdk.Filter {
-	if n := len(p.free); n > 0 {
-		f := p.free[n-1]
-		p.free[n-1] = nil
-		p.free = p.free[:n-1]
+	if f := p.free.Get(); f != nil {
 		return f
 	}
 	return &filter{p: p}
@@ -131,7 +128,7 @@ func (p *policy) newFilter() sdk.Filter {
 func (f *filter) OnDone() {
 	p := f.p
 	f.res, f.ok = result{}, false // (buf is overwritten before use)
-	p.free = append(p.free, f)
+	p.free.Put(f)
 }
 
 // sfString quotes name as a structured-field string, "default" if empty.

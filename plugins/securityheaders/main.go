@@ -95,7 +95,7 @@ type policy struct {
 	headers  [][2]string // the other headers to set
 	remove   []string
 	override bool
-	free     []*filter // ended requests' filters, for reuse
+	free     sdk.Filters[filter] // ended requests' filters, for reuse
 }
 
 func start(cfg *Config) (sdk.NewFilter, error) {
@@ -135,10 +135,7 @@ func start(cfg *Config) (sdk.NewFilter, error) {
 // allocator and collector walk the heap), so a request makes none of its
 // own.
 func (p *policy) newFilter() sdk.Filter {
-	if n := len(p.free); n > 0 {
-		f := p.free[n-1]
-		p.free[n-1] = nil
-		p.free = p.free[:n-1]
+	if f := p.free.Get(); f != nil {
 		return f
 	}
 	return &filter{p: p}
@@ -148,7 +145,7 @@ func (p *policy) newFilter() sdk.Filter {
 func (f *filter) OnDone() {
 	p := f.p
 	*f = filter{p: p}
-	p.free = append(p.free, f)
+	p.free.Put(f)
 }
 
 type filter struct {
