@@ -139,6 +139,9 @@ func meter(code []byte) ([]byte, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("%w: section %d: %v", errMeter, id, r.err)
 		}
+		if err := checkCount(id, payload); err != nil {
+			return nil, err
+		}
 		secs = append(secs, section{id, payload})
 	}
 	m := &meterer{}
@@ -146,6 +149,26 @@ func meter(code []byte) ([]byte, error) {
 		return nil, err
 	}
 	return m.rewrite(secs)
+}
+
+// checkCount refuses a vector section that declares more entries than it
+// has bytes (every entry takes at least one). wazero makes room for the
+// declared count before it reads an entry: a few hundred bytes declaring a
+// billion imports exhausted the process's memory, a fatal error no recover
+// catches. Only modules that pass go to wazero (Runtime.Compile).
+func checkCount(id byte, payload []byte) error {
+	switch id {
+	case secType, secImport, secFunction, secTable, secMemory, secGlobal, secExport,
+		secElement, secCode, secData, secTag:
+	default:
+		return nil
+	}
+	r := &reader{b: payload}
+	n := r.u32()
+	if r.err != nil || int64(n) > int64(len(payload)) {
+		return fmt.Errorf("%w: section %d declares %d entries in %d bytes: malformed", errMeter, id, n, len(payload))
+	}
+	return nil
 }
 
 // meterer carries what the rewrite needs to know of the module.
@@ -342,21 +365,37 @@ func appendCount(payload, entry []byte) []byte {
 // globals renumbers ref.func in the globals' initializers and appends the
 // fuel.
 func (m *meterer) globals(payload []byte) ([]byte, error) {
+	return vector(payload, "global", fuelGlobal(), func(i uint32, r *reader, b []byte) ([]byte, error) {
+		b = append(b, r.byte(), r.byte()) // valtype, mutability
+		b, err := m.constExpr(b, r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: global %d: %v", errMeter, i, err)
+		}
+		return b, nil
+	})
+}
+
+// vector rewrites a section that is a vector of entries: entry copies the
+// i-th one from r onto b, changed as the meter needs; extra, if not nil, is
+// one more entry appended after them.
+func vector(payload []byte, section string, extra []byte, entry func(i uint32, r *reader, b []byte) ([]byte, error)) ([]byte, error) {
 	r := &reader{b: payload}
 	n := r.u32()
-	b := appendU32(nil, n+1)
-	for i := uint32(0); i < n; i++ {
-		b = append(b, r.byte())
-		b = append(b, r.byte()) // valtype, mutability
+	count := n
+	if extra != nil {
+		count++
+	}
+	b := appendU32(nil, count)
+	for i := uint32(0); i < n && r.err == nil; i++ {
 		var err error
-		if b, err = m.constExpr(b, r); err != nil {
-			return nil, fmt.Errorf("%w: global %d: %v", errMeter, i, err)
+		if b, err = entry(i, r, b); err != nil {
+			return nil, err
 		}
 	}
 	if r.err != nil || !r.done() {
-		return nil, fmt.Errorf("%w: global section malformed", errMeter)
+		return nil, fmt.Errorf("%w: %s section malformed", errMeter, section)
 	}
-	return append(b, fuelGlobal()...), nil
+	return append(b, extra...), nil
 }
 
 // constExpr copies a constant expression up to its end, renumbering ref.func.
@@ -387,10 +426,7 @@ func (m *meterer) constExpr(b []byte, r *reader) ([]byte, error) {
 
 // exports renumbers exported functions.
 func (m *meterer) exports(payload []byte) ([]byte, error) {
-	r := &reader{b: payload}
-	n := r.u32()
-	b := appendU32(nil, n)
-	for i := uint32(0); i < n && r.err == nil; i++ {
+	return vector(payload, "export", nil, func(_ uint32, r *reader, b []byte) ([]byte, error) {
 		name := r.name()
 		kind := r.byte()
 		idx := r.u32()
@@ -402,21 +438,14 @@ func (m *meterer) exports(payload []byte) ([]byte, error) {
 		}
 		b = appendName(b, name)
 		b = append(b, kind)
-		b = appendU32(b, idx)
-	}
-	if r.err != nil || !r.done() {
-		return nil, fmt.Errorf("%w: export section malformed", errMeter)
-	}
-	return b, nil
+		return appendU32(b, idx), nil
+	})
 }
 
 // elements renumbers the functions of element segments, in each of the
 // eight encodings (flags 0 to 7).
 func (m *meterer) elements(payload []byte) ([]byte, error) {
-	r := &reader{b: payload}
-	n := r.u32()
-	b := appendU32(nil, n)
-	for i := uint32(0); i < n && r.err == nil; i++ {
+	return vector(payload, "element", nil, func(i uint32, r *reader, b []byte) ([]byte, error) {
 		flags := r.u32()
 		b = appendU32(b, flags)
 		if flags > 7 {
@@ -443,11 +472,8 @@ func (m *meterer) elements(payload []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%w: element segment %d: %v", errMeter, i, err)
 			}
 		}
-	}
-	if r.err != nil || !r.done() {
-		return nil, fmt.Errorf("%w: element section malformed", errMeter)
-	}
-	return b, nil
+		return b, nil
+	})
 }
 
 // custom renumbers the function names and local names of the name
@@ -496,14 +522,11 @@ func (m *meterer) custom(payload []byte) ([]byte, error) {
 
 // code meters every function body.
 func (m *meterer) code(payload []byte) ([]byte, error) {
-	r := &reader{b: payload}
-	n := r.u32()
-	b := appendU32(nil, n)
-	for i := uint32(0); i < n && r.err == nil; i++ {
+	return vector(payload, "code", nil, func(i uint32, r *reader, b []byte) ([]byte, error) {
 		size := r.u32()
 		body := r.bytes(int(size))
 		if r.err != nil {
-			break
+			return b, nil // vector reports the malformed section
 		}
 		if int(i) >= len(m.funcTypes) || int(m.funcTypes[i]) >= len(m.typeParams) {
 			return nil, fmt.Errorf("%w: function %d has a body but no type", errMeter, m.nFuncImports+i)
@@ -513,12 +536,8 @@ func (m *meterer) code(payload []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: function %d: %v", errMeter, m.nFuncImports+i, err)
 		}
 		b = appendU32(b, uint32(len(nb)))
-		b = append(b, nb...)
-	}
-	if r.err != nil || !r.done() {
-		return nil, fmt.Errorf("%w: code section malformed", errMeter)
-	}
-	return b, nil
+		return append(b, nb...), nil
+	})
 }
 
 // body meters one function of nParams parameters: a first pass adds up the

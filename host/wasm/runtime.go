@@ -288,15 +288,9 @@ func (r *Runtime) Compile(ctx context.Context, code []byte) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The meter reads the whole module first; wazero only ever sees what
+	// it accepted (see checkCount).
 	metered, err := meter(code)
-	if errors.Is(err, errMeter) {
-		// Malformed: wazero's own error says best what is wrong.
-		if cm, cerr := e.r.CompileModule(ctx, code); cerr != nil {
-			return nil, fmt.Errorf("wasm: compile module %s: %w", hash[:12], cerr)
-		} else {
-			_ = cm.Close(ctx)
-		}
-	}
 	if err != nil {
 		return nil, fmt.Errorf("wasm: module %s: %w", hash[:12], err)
 	}
