@@ -206,9 +206,12 @@ func BenchmarkVMMemory(b *testing.B) {
 
 // BenchmarkRequestTinyGo: a whole request (NewStream, request and response
 // headers, Done) through plugins built with TinyGo and the
-// tetratelabs/proxy-wasm-go-sdk, as users' plugins are.
+// tetratelabs/proxy-wasm-go-sdk, as users' plugins are; and through
+// rawnoop, TinyGo without the SDK, whose callbacks return at once: the
+// floor of any policy on this host, and, against noop, what the SDK's
+// dispatch costs.
 func BenchmarkRequestTinyGo(b *testing.B) {
-	for _, name := range []string{"noop", "headers"} {
+	for _, name := range []string{"rawnoop", "noop", "headers"} {
 		b.Run(name, func(b *testing.B) {
 			r, _ := newRuntime(b, Options{Logger: quiet()})
 			p := newPlugin(b, r, "tinygo/"+name, PluginOptions{MaxVMs: 1})
