@@ -44,10 +44,11 @@ const bgpConnectRetry = 5
 // VIPs with the same local ASN and router id share a speaker; the speaker's
 // peers are the union of the peers of its announced VIPs (a peer listed by
 // several must agree on ASN, port and hold time), and each route is
-// advertised to every peer of its speaker. A speaker does not listen on
-// port 179: it connects to its peers. A peer leaves its speaker when no
-// announced VIP lists it any more, so withdrawing the last VIP of a peer
-// also closes that session.
+// advertised to every peer of its speaker of its address family (a
+// session carries its peer's family only, so that next hops match). A
+// speaker does not listen on port 179: it connects to its peers. A peer
+// leaves its speaker when no announced VIP lists it any more, so
+// withdrawing the last VIP of a peer also closes that session.
 //
 // gobgp's BgpServer.Serve never returns: Close stops every speaker (its
 // sessions and timers), but one parked goroutine per speaker ever created
@@ -375,6 +376,7 @@ func peersOf(s Spec) (map[netip.Addr]peerConf, error) {
 		return nil, fmt.Errorf("vip %q: no local ASN", s.Name)
 	}
 	peers := map[netip.Addr]peerConf{}
+	family := false
 	for i, p := range s.BGP.Peers {
 		switch {
 		case !p.Address.IsValid():
@@ -385,21 +387,23 @@ func peersOf(s Spec) (map[netip.Addr]peerConf, error) {
 			return nil, fmt.Errorf("vip %q: peer %s: port %d is out of range 1–65535", s.Name, p.Address, p.Port)
 		}
 		peers[p.Address.Unmap()] = peerConf{asn: p.ASN, port: cmp.Or(p.Port, 179), holdTime: s.BGP.HoldTime}
+		family = family || p.Address.Unmap().Is4() == s.Prefix.Addr().Unmap().Is4()
+	}
+	if !family {
+		return nil, fmt.Errorf("vip %q: no peer of the address family of %s (a route goes to the peers of its family)", s.Name, s.Prefix)
 	}
 	return peers, nil
 }
 
-// apiPeer is a peer as gobgp takes it: both unicast families (an IPv6 VIP
-// may be advertised over an IPv4 session and the other way round).
+// apiPeer is a peer as gobgp takes it, with the unicast family of its
+// address only: an IPv4 VIP goes to IPv4 peers, an IPv6 VIP to IPv6
+// peers, so that every next hop is of the route's family.
 func apiPeer(a netip.Addr, c peerConf) *api.Peer {
 	p := &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: a.String(), PeerAsn: c.asn},
 		Transport: &api.Transport{RemotePort: uint32(c.port)},
 		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: bgpConnectRetry}},
-		AfiSafis: []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Family: familyOf(netip.IPv4Unspecified()), Enabled: true}},
-			{Config: &api.AfiSafiConfig{Family: familyOf(netip.IPv6Unspecified()), Enabled: true}},
-		},
+		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: familyOf(a), Enabled: true}}},
 	}
 	if h := c.holdTime; h > 0 {
 		s := uint64(h / time.Second)

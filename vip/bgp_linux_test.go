@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,8 @@ func TestBGP(t *testing.T) {
 	}
 	ip(t, "-n", node, "addr", "add", "203.0.113.11/24", "dev", "veth0")
 	ip(t, "-n", peer, "addr", "add", "203.0.113.1/24", "dev", "veth1")
+	ip(t, "-n", node, "addr", "add", "2001:db8:1::11/64", "dev", "veth0", "nodad")
+	ip(t, "-n", peer, "addr", "add", "2001:db8:1::1/64", "dev", "veth1", "nodad")
 	runInNetns(t, node, map[string]string{"peer": peer})
 }
 
@@ -61,28 +64,35 @@ func peerSpeaker(t *testing.T, ns string) *server.BgpServer {
 	}
 	ctx := context.Background()
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 64513, RouterId: "203.0.113.1", ListenPort: 179, ListenAddresses: []string{"203.0.113.1"},
+		Asn: 64513, RouterId: "203.0.113.1", ListenPort: 179, ListenAddresses: []string{"203.0.113.1", "2001:db8:1::1"},
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "203.0.113.11", PeerAsn: 64512},
-		Transport: &api.Transport{PassiveMode: true},
-	}}); err != nil {
-		t.Fatal(err)
+	for _, n := range []string{"203.0.113.11", "2001:db8:1::11"} {
+		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+			Conf:      &api.PeerConf{NeighborAddress: n, PeerAsn: 64512},
+			Transport: &api.Transport{PassiveMode: true},
+			// Both families, so that the test sees what the node offers.
+			AfiSafis: []*api.AfiSafi{
+				{Config: &api.AfiSafiConfig{Family: familyOf(netip.IPv4Unspecified()), Enabled: true}},
+				{Config: &api.AfiSafiConfig{Family: familyOf(netip.IPv6Unspecified()), Enabled: true}},
+			},
+		}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return srv
 }
 
-// ribNextHop returns the next hop of prefix in srv's RIB, "" if the prefix
-// is not there.
+// ribNextHop returns the next hops of prefix in srv's RIB, joined by
+// spaces, "" if the prefix is not there.
 func ribNextHop(t *testing.T, srv *server.BgpServer, prefix string) string {
 	t.Helper()
-	nh := ""
+	var nhs []string
 	err := srv.ListPath(context.Background(), &api.ListPathRequest{
 		TableType: api.TableType_GLOBAL,
-		Family:    &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		Family:    familyOf(netip.MustParsePrefix(prefix).Addr()),
 	}, func(d *api.Destination) {
 		if d.Prefix != prefix {
 			return
@@ -90,8 +100,12 @@ func ribNextHop(t *testing.T, srv *server.BgpServer, prefix string) string {
 		for _, p := range d.Paths {
 			for _, a := range p.Pattrs {
 				var h api.NextHopAttribute
-				if a.UnmarshalTo(&h) == nil {
-					nh = h.NextHop
+				var mp api.MpReachNLRIAttribute
+				switch {
+				case a.UnmarshalTo(&h) == nil:
+					nhs = append(nhs, h.NextHop)
+				case a.UnmarshalTo(&mp) == nil:
+					nhs = append(nhs, mp.NextHops...)
 				}
 			}
 		}
@@ -99,7 +113,8 @@ func ribNextHop(t *testing.T, srv *server.BgpServer, prefix string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return nh
+	slices.Sort(nhs)
+	return strings.Join(nhs, " ")
 }
 
 func testBGPChild(t *testing.T) {
@@ -158,12 +173,34 @@ func testBGPChild(t *testing.T) {
 		t.Errorf("Stats(a).Announcements = %d, want 2", st.Announcements)
 	}
 
+	// An IPv6 VIP goes to the IPv6 peer, on the same speaker (its router
+	// id given), with the node's IPv6 address as next hop; IPv4 routes do
+	// not go to the IPv6 session, nor the IPv6 route to the IPv4 one.
+	v6 := Spec{Name: "v6", Prefix: netip.MustParsePrefix("2001:db8::50/128"), Mode: ModeBGP, BGP: &BGPSpec{
+		LocalASN: 64512, RouterID: "203.0.113.11",
+		Peers: []BGPPeer{{Address: netip.MustParseAddr("2001:db8:1::1"), ASN: 64513}},
+	}}
+	if err := b.Announce(ctx, v6); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the peer to learn 2001:db8::50/128", func() bool { return ribNextHop(t, peer, "2001:db8::50/128") != "" })
+	if nh := ribNextHop(t, peer, "2001:db8::50/128"); nh != "2001:db8:1::11" {
+		t.Fatalf("the peer's next hop for 2001:db8::50/128 is %s, want the node's 2001:db8:1::11", nh)
+	}
+	if nh := ribNextHop(t, peer, "198.51.100.50/32"); nh != "203.0.113.11" {
+		t.Fatalf("the peer's next hop for 198.51.100.50/32 is %s, want 203.0.113.11 only", nh)
+	}
+	if st := b.Stats("v6"); st.PeersUp != 1 || st.PeersTotal != 1 {
+		t.Errorf("Stats(v6) = %+v, want 1/1 peers up", st)
+	}
+
 	// Close withdraws everything.
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the peer to drop every route after Close", func() bool {
-		return ribNextHop(t, peer, "198.51.100.50/32") == "" && ribNextHop(t, peer, "198.51.100.51/32") == ""
+		return ribNextHop(t, peer, "198.51.100.50/32") == "" && ribNextHop(t, peer, "198.51.100.51/32") == "" &&
+			ribNextHop(t, peer, "2001:db8::50/128") == ""
 	})
 	if err := b.Announce(ctx, a); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("Announce after Close = %v, want an error", err)

@@ -36,6 +36,7 @@ func TestBGPErrors(t *testing.T) {
 		{name: "no local ASN", spec: vip("c", "198.51.100.51/32", &BGPSpec{Peers: []BGPPeer{peer("127.0.0.2", 64513)}}), want: "no local ASN"},
 		{name: "not a host prefix", spec: vip("d", "198.51.100.0/24", &BGPSpec{LocalASN: 64512, Peers: []BGPPeer{peer("127.0.0.2", 64513)}}), want: "not a single address"},
 		{name: "bad router id", spec: vip("e", "198.51.100.51/32", &BGPSpec{LocalASN: 64512, RouterID: "x", Peers: []BGPPeer{peer("127.0.0.2", 64513)}}), want: `invalid router id "x"`},
+		{name: "no peer of its family", spec: vip("g", "2001:db8::50/128", &BGPSpec{LocalASN: 64512, Peers: []BGPPeer{peer("127.0.0.2", 64513)}}), want: "no peer of the address family of 2001:db8::50/128"},
 		{
 			name: "peer shared with another ASN",
 			spec: vip("f", "198.51.100.51/32", &BGPSpec{LocalASN: 64512, Peers: []BGPPeer{peer("127.0.0.2", 64514)}}),
