@@ -28,6 +28,9 @@ import (
 type L2 struct {
 	o L2Options
 
+	// ops serializes Announce, Withdraw and Close: mu is released while
+	// a VIP's repeats stop (they take it to count).
+	ops    sync.Mutex
 	mu     sync.Mutex
 	vips   map[string]*l2VIP   // announced, by VIP name
 	stats  map[string]*l2Stats // by VIP name, kept across withdrawals until Close
@@ -121,6 +124,8 @@ func (l *L2) Announce(ctx context.Context, s Spec) error {
 	if err != nil {
 		return fmt.Errorf("vip %q: %w", s.Name, err)
 	}
+	l.ops.Lock()
+	defer l.ops.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -221,6 +226,8 @@ func (r *repeater) halt() {
 // Withdraw stops the repeated announcements and removes the address if
 // Announce added it. Withdrawing a VIP that is not announced does nothing.
 func (l *L2) Withdraw(ctx context.Context, s Spec) error {
+	l.ops.Lock()
+	defer l.ops.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v := l.vips[s.Name]
@@ -267,6 +274,8 @@ func (l *L2) Stats(vip string) AnnounceStats {
 
 // Close withdraws every VIP; Announce fails afterwards.
 func (l *L2) Close() error {
+	l.ops.Lock()
+	defer l.ops.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true

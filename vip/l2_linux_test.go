@@ -2,10 +2,12 @@ package vip
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,6 +264,34 @@ func testL2IPv4Child(t *testing.T) {
 		}
 		if !addressOn(t, "veth0", s.Prefix.Addr()) {
 			t.Fatal("Withdraw removed an address the operator had put on veth0")
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		// Announce, Withdraw and Stats from several goroutines (run with
+		// -race); every VIP ends withdrawn.
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*10*2)
+		for g := range 4 {
+			s := Spec{Name: fmt.Sprintf("c%d", g), Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(60 + g)}), 32), Mode: ModeL2}
+			wg.Go(func() {
+				for range 10 {
+					errs <- l2.Announce(ctx, s)
+					l2.Stats(s.Name)
+					errs <- l2.Withdraw(ctx, s)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		for g := range 4 {
+			if a := netip.AddrFrom4([4]byte{198, 51, 100, byte(60 + g)}); addressOn(t, "veth0", a) {
+				t.Errorf("%s is still on veth0", a)
+			}
 		}
 	})
 	t.Run("close withdraws", func(t *testing.T) {
