@@ -13,6 +13,8 @@ import (
 
 // Default values, as the snapshot shows them.
 const (
+	defaultBGPHoldTime           = 90 * time.Second // RFC 4271's suggested value
+	defaultBGPPort               = 179
 	defaultLBPolicy              = "RoundRobin"
 	defaultBackendProtocol       = "HTTP"
 	defaultConnectTimeout        = 5 * time.Second
@@ -100,6 +102,12 @@ func applyDefaults(o *object) {
 func defaultVIP(s *VIPSpec) {
 	if p, err := netip.ParsePrefix(s.Address); err == nil && s.AddressFamily == "" {
 		s.AddressFamily = addressFamily(p.Addr())
+	}
+	if b := s.BGP; b != nil {
+		defaultDuration(&b.HoldTime, defaultBGPHoldTime)
+		for i := range b.Peers {
+			setDefault(&b.Peers[i].Port, defaultBGPPort)
+		}
 	}
 }
 

@@ -49,7 +49,10 @@ type VIP struct {
 type VIPSpec struct {
 	// Address is an IP prefix, "10.200.0.50/32".
 	Address string `json:"address"`
-	// Mode is how the address is announced: L2ARP.
+	// Mode is how the address is announced: L2ARP (one owner puts the
+	// address on its interface and announces it with gratuitous ARP or
+	// unsolicited neighbour advertisements) or BGP (every healthy replica
+	// advertises it as a host route to the peers of BGP).
 	Mode string `json:"mode"`
 	// AddressFamily is ipv4 or ipv6 (defaulted from Address).
 	AddressFamily string `json:"addressFamily,omitempty"`
@@ -58,6 +61,40 @@ type VIPSpec struct {
 	Interface    string           `json:"interface,omitempty"`
 	Ports        []int            `json:"ports,omitempty"`
 	HealthPolicy *VIPHealthPolicy `json:"healthPolicy,omitempty"`
+	// BGP is the speaker and peers of mode BGP (required there, refused
+	// with L2ARP).
+	BGP *VIPBGP `json:"bgp,omitempty"`
+}
+
+// VIPBGP is how a ProxyVIP of mode BGP is advertised: as a /32 (/128)
+// route, from an embedded BGP speaker of this ASN, to each peer.
+//
+//	bgp:
+//	  localASN: 64512
+//	  routerID: 198.51.100.11   # optional: the node's IPv4 address towards the first peer
+//	  holdTime: 90s             # optional (default 90s; 3s–65535s, whole seconds)
+//	  peers:
+//	  - {address: 203.0.113.1, asn: 64513, port: 179}   # port optional (default 179)
+type VIPBGP struct {
+	// LocalASN is the speaker's AS number, 1–4294967294.
+	LocalASN int64 `json:"localASN"`
+	// RouterID is the speaker's BGP identifier, an IPv4 address; empty
+	// for the node's IPv4 address towards its first peer.
+	RouterID string `json:"routerID,omitempty"`
+	// HoldTime is the hold time offered to the peers (default 90s).
+	HoldTime *Duration `json:"holdTime,omitempty"`
+	// Peers are the BGP neighbours (at least one).
+	Peers []VIPBGPPeer `json:"peers"`
+}
+
+// VIPBGPPeer is one BGP neighbour of a ProxyVIP.
+type VIPBGPPeer struct {
+	// Address is the neighbour's IP address.
+	Address string `json:"address"`
+	// ASN is the neighbour's AS number, 1–4294967294.
+	ASN int64 `json:"asn"`
+	// Port is the neighbour's BGP port (default 179).
+	Port int `json:"port,omitempty"`
 }
 
 // VIPHealthPolicy gates ownership of the VIP on health.

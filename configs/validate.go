@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // validate checks one defaulted resource on its own. Checks that involve
@@ -72,7 +73,7 @@ func validateVIP(o *object, s *VIPSpec) {
 			o.errorf("spec.address", "invalid address %q: want an IP prefix such as 10.200.0.50/32", clip(s.Address))
 		}
 	}
-	o.enum("spec.mode", s.Mode, "L2ARP")
+	o.enum("spec.mode", s.Mode, "L2ARP", "BGP")
 	if o.optionalEnum("spec.addressFamily", s.AddressFamily, "ipv4", "ipv6") && prefix.IsValid() {
 		if want := addressFamily(prefix.Addr()); s.AddressFamily != want {
 			o.errorf("spec.addressFamily", "%s does not match address %s (an %s address)", s.AddressFamily, s.Address, want)
@@ -92,6 +93,67 @@ func validateVIP(o *object, s *VIPSpec) {
 	}
 	if h := s.HealthPolicy; h != nil {
 		o.nonNegative("spec.healthPolicy.minHealthyNodes", h.MinHealthyNodes)
+	}
+	switch {
+	case s.Mode == "BGP" && s.BGP == nil:
+		o.errorf("spec.bgp", "required with mode BGP (localASN and peers)")
+	case s.Mode == "L2ARP" && s.BGP != nil:
+		o.errorf("spec.bgp", "only with mode BGP (mode is L2ARP): remove spec.bgp")
+	}
+	if b := s.BGP; b != nil {
+		validateVIPBGP(o, b)
+	}
+}
+
+// Limits of a BGP-mode ProxyVIP: AS numbers (0 and 4294967295 are
+// reserved, RFC 7607 and RFC 7300) and hold times (RFC 4271 section 4.2:
+// at least 3 s, in whole seconds that fit 16 bits).
+const (
+	maxASN         = 4294967294
+	minBGPHoldTime = 3 * time.Second
+	maxBGPHoldTime = 65535 * time.Second
+)
+
+func validateVIPBGP(o *object, b *VIPBGP) {
+	asn := func(path string, n int64) {
+		switch {
+		case n == 0:
+			o.errorf(path, "required (an AS number, 1–%d)", int64(maxASN))
+		case n < 1 || n > maxASN:
+			o.errorf(path, "AS number %d is out of range 1–%d", n, int64(maxASN))
+		}
+	}
+	asn("spec.bgp.localASN", b.LocalASN)
+	if b.RouterID != "" {
+		if a, err := netip.ParseAddr(b.RouterID); err != nil || !a.Is4() {
+			o.errorf("spec.bgp.routerID", "invalid router id %q: want an IPv4 address such as 198.51.100.11", clip(b.RouterID))
+		}
+	}
+	if h := b.HoldTime; h != nil {
+		if d := h.Duration; d < minBGPHoldTime || d > maxBGPHoldTime || d%time.Second != 0 {
+			o.errorf("spec.bgp.holdTime", "%s is out of range: want whole seconds, 3s–65535s", d)
+		}
+	}
+	if len(b.Peers) == 0 {
+		o.errorf("spec.bgp.peers", "at least one peer is required")
+	}
+	seen := map[netip.Addr]int{}
+	for i, p := range b.Peers {
+		path := index("spec.bgp.peers", i)
+		if o.required(path+".address", p.Address, "the peer's IP address") {
+			a, err := netip.ParseAddr(p.Address)
+			switch {
+			case err != nil || a.Zone() != "":
+				o.errorf(path+".address", "invalid address %q: want an IP address such as 203.0.113.1", clip(p.Address))
+			default:
+				if j, dup := seen[a.Unmap()]; dup {
+					o.errorf(path+".address", "peer %s is listed twice (also spec.bgp.peers[%d])", a, j)
+				}
+				seen[a.Unmap()] = i
+			}
+		}
+		asn(path+".asn", p.ASN)
+		o.port(path+".port", p.Port, false)
 	}
 }
 
