@@ -65,6 +65,8 @@ func validateVIP(o *object, s *VIPSpec) {
 	if o.required("spec.address", s.Address, "an IP prefix such as 10.200.0.50/32") {
 		p, err := netip.ParsePrefix(s.Address)
 		switch a, aerr := netip.ParseAddr(s.Address); {
+		case err == nil && p.Bits() != p.Addr().BitLen():
+			o.errorf("spec.address", "%s is a network, not a virtual IP: want a single address (%s/%d)", s.Address, p.Addr(), p.Addr().BitLen())
 		case err == nil:
 			prefix = p
 		case aerr == nil:

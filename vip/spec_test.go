@@ -49,11 +49,6 @@ func TestSpecOf(t *testing.T) {
 				},
 			}},
 		},
-		{
-			name: "not a single address",
-			yaml: "address: 198.51.100.0/24\nmode: L2ARP\n",
-			err:  "ProxyVIP v: spec.address: 198.51.100.0/24 is not a single address: want 198.51.100.0/32",
-		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +91,7 @@ func TestSpecOfUnvalidated(t *testing.T) {
 	}{
 		{name: "nil", v: nil, err: "vip: no ProxyVIP"},
 		{name: "bad address", v: vip(configs.VIPSpec{Address: "x", Mode: "L2ARP"}), err: "ProxyVIP v: spec.address: invalid address"},
+		{name: "not a single address", v: vip(configs.VIPSpec{Address: "198.51.100.0/24", Mode: "L2ARP"}), err: "ProxyVIP v: spec.address: 198.51.100.0/24 is not a single address: want 198.51.100.0/32"},
 		{name: "family mismatch", v: vip(configs.VIPSpec{Address: "2001:db8::50/128", AddressFamily: "ipv4", Mode: "L2ARP"}), err: "spec.addressFamily: ipv4 does not match"},
 		{name: "unknown mode", v: vip(configs.VIPSpec{Address: "198.51.100.50/32", Mode: "VRRP"}), err: `spec.mode: unknown mode "VRRP"`},
 		{name: "bgp with L2ARP", v: vip(configs.VIPSpec{Address: "198.51.100.50/32", Mode: "L2ARP", BGP: bgp(1, 2, "203.0.113.1")}), err: "spec.bgp: only with mode BGP"},
